@@ -1,0 +1,1 @@
+"""Reading run folders: model summaries, run comparisons and plots. Nothing here trains."""

@@ -1,0 +1,192 @@
+"""The imgcls command line: LightningCLI with linked data and model, named run folders, clear errors.
+
+imgcls fit --config configs/eurosat_resnet50.yaml --data.root PATH
+imgcls test --config configs/eurosat_resnet50.yaml --ckpt_path best
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from imgcls.data.base import ImageDataModule
+from imgcls.errors import ConfigError, ImgclsError
+from imgcls.models.classifier import ImageClassifier, monitor_mode
+from imgcls.reporting import TestReportWriter
+
+log = logging.getLogger(__name__)
+CHECKPOINT_ALIASES = ("best", "last")
+
+
+def _version_number(folder: Path) -> int:
+    match = re.fullmatch(r"version_(\d+)", folder.name)
+    return int(match.group(1)) if match else -1
+
+
+def find_checkpoint(experiment_dir: Path, which: str) -> Path:
+    """The ``best`` or ``last`` checkpoint of the newest run of an experiment that has one."""
+    versions = sorted(experiment_dir.glob("version_*"), key=_version_number, reverse=True)
+    for version in versions:
+        candidate = version / "checkpoints" / f"{which}.ckpt"
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"--ckpt_path {which}: no checkpoints/{which}.ckpt in any run under {experiment_dir}. Run `fit` with this "
+        "config first, or pass a checkpoint file (--ckpt_path PATH)."
+    )
+
+
+class RunConfigSaver(SaveConfigCallback):
+    """Save the resolved config beside the run's logs without clobbering an earlier one.
+
+    ``fit`` writes ``config.yaml``; ``test``/``validate``/``predict`` (and a resumed ``fit``) write
+    ``config_<stage>.yaml``, numbered if needed, into the run folder of their checkpoint.
+    """
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if self.already_saved or trainer.log_dir is None:
+            return
+        folder = Path(trainer.log_dir)
+        stage = getattr(trainer.state.fn, "value", stage)
+        name = "config.yaml"
+        count = 1
+        while (folder / name).exists():
+            name = f"config_{stage}.yaml" if count == 1 else f"config_{stage}_{count}.yaml"
+            count += 1
+        self.config_filename = name
+        super().setup(trainer, pl_module, stage)
+
+
+class ImgclsCLI(LightningCLI):
+    """LightningCLI for ``ImageClassifier`` and any ``ImageDataModule``."""
+
+    def __init__(self, args: Any = None, run: bool = True, **kwargs: Any) -> None:
+        kwargs.setdefault("save_config_callback", RunConfigSaver)
+        kwargs.setdefault("parser_kwargs", {"parser_mode": "yaml"})
+        super().__init__(
+            ImageClassifier,
+            ImageDataModule,
+            subclass_mode_data=True,
+            auto_configure_optimizers=False,
+            args=args,
+            run=run,
+            **kwargs,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--experiment",
+            type=str | None,
+            default=None,
+            help="Run folder name: runs go to <runs_dir>/<experiment>/version_N. Default: the last config file's name.",
+        )
+        parser.add_argument(
+            "--runs_dir", type=str, default="runs", help="Folder that holds every experiment's runs."
+        )
+        for attribute in ("num_classes", "in_chans", "class_names"):
+            parser.link_arguments(f"data.{attribute}", f"model.{attribute}", apply_on="instantiate")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {"checkpoint.filename": "best", "checkpoint.save_top_k": 1, "checkpoint.save_last": True}
+        )
+        parser.add_lightning_class_args(EarlyStopping, "early_stopping")
+        parser.set_defaults({"early_stopping.patience": 10})
+        for key in ("checkpoint", "early_stopping"):
+            parser.link_arguments("model.monitor", f"{key}.monitor")
+            parser.link_arguments("model.monitor", f"{key}.mode", compute_fn=monitor_mode)
+        parser.add_lightning_class_args(TestReportWriter, "report")
+
+    # --- run folders and checkpoint aliases -----------------------------------------------------
+
+    def _subconfig(self) -> Any:
+        subcommand = self.config.get("subcommand")
+        return self.config[subcommand] if subcommand else self.config
+
+    def _experiment_dir(self) -> Path:
+        config = self._subconfig()
+        name = config.get("experiment")
+        if not name:
+            files = [f for f in (config.get("config") or []) if f is not None]
+            name = Path(str(files[-1])).stem if files else "default"
+            config["experiment"] = name
+        return Path(config.get("runs_dir") or "runs") / name
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        config = self._subconfig()
+        experiment_dir = self._experiment_dir()
+        ckpt_path = config.get("ckpt_path")
+        if ckpt_path in CHECKPOINT_ALIASES:
+            config["ckpt_path"] = str(find_checkpoint(experiment_dir, ckpt_path))
+        elif ckpt_path and not Path(ckpt_path).is_file():
+            raise ConfigError(
+                f"--ckpt_path {ckpt_path} does not exist. Pass an existing .ckpt file, or 'best' / 'last' for the "
+                f"newest run of experiment {experiment_dir.name!r} under {experiment_dir.parent}."
+            )
+
+    def _run_version(self) -> int | None:
+        """Reuse the run folder of the checkpoint being evaluated or resumed."""
+        ckpt_path = self._subconfig().get("ckpt_path")
+        if not ckpt_path:
+            return None
+        folder = Path(ckpt_path).resolve().parent.parent
+        experiment_dir = self._experiment_dir().resolve()
+        if folder.parent == experiment_dir and _version_number(folder) >= 0:
+            return _version_number(folder)
+        return None
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        trainer_config = self._get(self.config_init, "trainer", default={})
+        if trainer_config.get("logger") in (None, True):
+            experiment_dir = self._experiment_dir()
+            kwargs["logger"] = TensorBoardLogger(
+                save_dir=str(experiment_dir.parent),
+                name=experiment_dir.name,
+                version=self._run_version(),
+                default_hp_metric=False,
+            )
+        return super().instantiate_trainer(**kwargs)
+
+
+def _user_message(err: BaseException) -> str:
+    """The message of an error, without the worker traceback a DataLoader wraps around it."""
+    text = str(err)
+    if "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        text = last.split(": ", 1)[-1] if ": " in last else last
+    return text
+
+
+ANALYSIS_COMMANDS = ("summary", "compare")
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of ``imgcls`` and ``lightning_cli.py``.
+
+    ``fit``/``validate``/``test``/``predict`` go to LightningCLI; ``summary`` and ``compare`` read
+    models and run folders without training (``imgcls.analysis.commands``).
+    """
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if args is None else list(args)
+    try:
+        if argv and argv[0] in ANALYSIS_COMMANDS:
+            from imgcls.analysis.commands import run_command
+
+            run_command(argv[0], argv[1:])
+            return
+        ImgclsCLI(args=args)
+    except ImgclsError as err:
+        print(f"imgcls: error: {_user_message(err)}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""``create_backbone``: one call for timm and torchvision models, returning (module, feature width).
+
+A backbone maps images to pooled features; the classifier head is never part of it. Names are timm
+model names (``resnet18``) or ``torchvision/<builder>`` (``torchvision/googlenet``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+import torchvision
+from torch import nn
+
+from imgcls.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+TORCHVISION_PREFIX = "torchvision/"
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "elu": nn.ELU,
+    "mish": nn.Mish,
+    "tanh": nn.Tanh,
+}
+
+
+def available_backbones() -> list[str]:
+    """Every name ``create_backbone`` accepts."""
+    return timm.list_models() + [
+        TORCHVISION_PREFIX + n for n in torchvision.models.list_models(torchvision.models)
+    ]
+
+
+def _check_name(name: str) -> None:
+    valid = (
+        torchvision.models.list_models(torchvision.models)
+        if name.startswith(TORCHVISION_PREFIX)
+        else timm.list_models()
+    )
+    bare = name.removeprefix(TORCHVISION_PREFIX)
+    if bare in valid:
+        return
+    close = difflib.get_close_matches(name, available_backbones(), n=5, cutoff=0.6)
+    hint = f" Closest valid names: {', '.join(close)}." if close else ""
+    raise ConfigError(
+        f"unknown backbone {name!r}.{hint} Use a timm model name (timm.list_models()) or "
+        "torchvision/<builder> (torchvision.models.list_models())."
+    )
+
+
+def _replace_module(root: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, child, new)
+
+
+def first_conv_name(model: nn.Module) -> str | None:
+    """Name of the first Conv2d: the layer whose weights depend on the input channels."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d):
+            return name
+    return None
+
+
+def _last_linear_name(model: nn.Module) -> str:
+    name = None
+    for child_name, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            name = child_name
+    if name is None:
+        raise ConfigError(f"cannot find the classifier layer of {type(model).__name__}: it has no nn.Linear")
+    return name
+
+
+def _create_torchvision(builder: str, pretrained: bool, **kwargs: Any) -> tuple[nn.Module, str]:
+    """Build a torchvision classifier; return it and the name of its final Linear layer."""
+    if builder in ("googlenet", "inception_v3"):
+        # the auxiliary heads only matter for the original ImageNet recipe; imgcls trains one head
+        kwargs.setdefault("aux_logits", False)
+        kwargs.setdefault("transform_input", pretrained)
+        if not pretrained:
+            kwargs.setdefault("init_weights", True)
+    weights = "DEFAULT" if pretrained else None
+    model = torchvision.models.get_model(builder, weights=weights, **kwargs)
+    return model, _last_linear_name(model)
+
+
+def adapt_first_conv(model: nn.Module, in_chans: int) -> None:
+    """Give the first convolution ``in_chans`` input channels, keeping (adapted) pretrained weights."""
+    name = first_conv_name(model)
+    if name is None:
+        raise ConfigError(f"{type(model).__name__} has no Conv2d whose input channels could be changed")
+    conv = model.get_submodule(name)
+    if conv.in_channels == in_chans:
+        return
+    new = nn.Conv2d(
+        in_chans,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
+        conv.bias is not None,
+        conv.padding_mode,
+    )
+    with torch.no_grad():
+        new.weight.copy_(timm.models.adapt_input_conv(in_chans, conv.weight))
+        if conv.bias is not None:
+            new.bias.copy_(conv.bias)
+    _replace_module(model, name, new)
+
+
+def replace_activation(model: nn.Module, activation: str) -> int:
+    """Swap every ReLU module for ``activation``; return how many were swapped."""
+    if activation not in ACTIVATIONS:
+        raise ConfigError(f"unknown activation {activation!r}; choose one of: {', '.join(ACTIVATIONS)}")
+    targets = [name for name, module in model.named_modules() if type(module) is nn.ReLU]
+    for name in targets:
+        new = ACTIVATIONS[activation]()
+        if hasattr(new, "inplace"):
+            new.inplace = True
+        _replace_module(model, name, new)
+    if not targets:
+        raise ConfigError(
+            f"{type(model).__name__} has no nn.ReLU modules to replace (it may call its activation as a function); "
+            "choose another backbone or drop model.activation"
+        )
+    return len(targets)
+
+
+def create_backbone(
+    name: str,
+    pretrained: bool = False,
+    in_chans: int = 3,
+    activation: str | None = None,
+    **kwargs: Any,
+) -> tuple[nn.Module, int]:
+    """Create a feature extractor and report its feature width.
+
+    Args:
+        name: timm model name, or ``torchvision/<builder>``.
+        pretrained: load the library's ImageNet weights (needs internet or a filled cache). Local weight
+            files are loaded by ``imgcls.models.weights.load_backbone_weights``.
+        in_chans: input channels; pretrained first-layer weights are adapted when it is not 3.
+        activation: replace every ReLU by this activation (``leaky_relu`` for the MNIST/CIFAR study).
+        **kwargs: passed to the builder (``width_mult`` for torchvision MobileNet, ``drop_rate`` for timm).
+
+    Returns:
+        The backbone, mapping (B, in_chans, H, W) images to (B, num_features), and num_features.
+    """
+    _check_name(name)
+    try:
+        if name.startswith(TORCHVISION_PREFIX):
+            model, classifier = _create_torchvision(
+                name.removeprefix(TORCHVISION_PREFIX), pretrained, **kwargs
+            )
+            num_features = model.get_submodule(classifier).in_features
+            _replace_module(model, classifier, nn.Identity())
+            if in_chans != 3:
+                adapt_first_conv(model, in_chans)
+        else:
+            model = timm.create_model(name, pretrained=pretrained, num_classes=0, in_chans=in_chans, **kwargs)
+            num_features = model.num_features
+    except Exception as err:  # download failures surface as many types (URLError, hub and HTTP errors)
+        if not pretrained or isinstance(err, ConfigError):
+            raise
+        raise ConfigError(
+            f"could not download pretrained weights for {name} ({type(err).__name__}: {err}). Without internet, "
+            "put the weights file on this machine and pass its path: --model.pretrained /path/to/weights.pth "
+            "(a state dict, a timm/torchvision checkpoint or an imgcls .ckpt)."
+        ) from err
+    if activation is not None:
+        count = replace_activation(model, activation)
+        log.info("replaced %d ReLU modules of %s with %s", count, name, activation)
+    return model, int(num_features)
+
+
+def is_weights_path(pretrained: bool | str | Path) -> bool:
+    return isinstance(pretrained, (str, Path)) and not isinstance(pretrained, bool)

@@ -1,0 +1,219 @@
+"""``ImageClassifier``: a timm or torchvision backbone, a replaceable head, one shared step."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from imgcls.errors import ConfigError
+from imgcls.models.backbones import create_backbone, first_conv_name, is_weights_path
+from imgcls.models.heads import create_head
+from imgcls.models.weights import load_backbone_weights
+
+log = logging.getLogger(__name__)
+STAGES = ("train", "val", "test")
+
+
+def monitor_mode(monitor: str) -> str:
+    """``min`` for losses and errors, ``max`` for everything else (accuracies, F1)."""
+    return "min" if "loss" in monitor or "err" in monitor else "max"
+
+
+class ImageClassifier(LightningModule):
+    """Image classification with any timm or torchvision backbone.
+
+    Args:
+        backbone: timm model name (``resnet50``) or ``torchvision/<builder>`` (``torchvision/googlenet``).
+        num_classes: number of classes; linked from the datamodule.
+        in_chans: input channels; linked from the datamodule.
+        class_names: class names in label order; linked from the datamodule, kept for reports.
+        pretrained: False; True for the library's ImageNet weights (downloaded); or a path to a local
+            weights file (state dict, timm/torchvision checkpoint, imgcls ``.ckpt``).
+        backbone_kwargs: extra builder arguments (``{"width_mult": 0.5}`` for torchvision MobileNet-V2).
+        activation: replace every ReLU of the backbone (``leaky_relu``).
+        head_hidden: widths of hidden layers of an MLP head; empty for a linear head.
+        head_activation: activation between MLP head layers.
+        head_dropout: dropout of the head.
+        freeze_backbone: train the head only; the backbone's batch-norm statistics stay frozen too.
+        head_lr_multiplier: the head's learning rate is the optimizer's times this.
+        optimizer: optimizer class and arguments (``class_path``/``init_args`` in YAML).
+        lr_scheduler: optional scheduler; ``ReduceLROnPlateau`` follows ``monitor``.
+        monitor: the metric that early stopping, checkpointing and ReduceLROnPlateau follow.
+        label_smoothing: cross-entropy label smoothing.
+        channels_last: keep weights and images in channels-last memory order (faster convolutions on
+            GPUs with tensor cores and on recent CPUs).
+        compile: compile the forward pass with ``torch.compile`` (slower start, faster steps).
+    """
+
+    def __init__(
+        self,
+        backbone: str = "resnet18",
+        num_classes: int = 10,
+        in_chans: int = 3,
+        class_names: list[str] | None = None,
+        pretrained: bool | str = False,
+        backbone_kwargs: dict[str, Any] | None = None,
+        activation: str | None = None,
+        head_hidden: list[int] | None = None,
+        head_activation: str = "relu",
+        head_dropout: float = 0.0,
+        freeze_backbone: bool = False,
+        head_lr_multiplier: float = 1.0,
+        optimizer: OptimizerCallable = torch.optim.AdamW,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        monitor: str = "val_loss",
+        label_smoothing: float = 0.0,
+        channels_last: bool = False,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        if class_names is not None and len(class_names) != num_classes:
+            raise ConfigError(
+                f"model.num_classes is {num_classes} but {len(class_names)} class names were given"
+            )
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = lr_scheduler
+        from_file = is_weights_path(pretrained)
+        self.backbone, num_features = create_backbone(
+            backbone,
+            pretrained=bool(pretrained) and not from_file,
+            in_chans=in_chans,
+            activation=activation,
+            **(backbone_kwargs or {}),
+        )
+        if from_file:
+            load_backbone_weights(self.backbone, pretrained)
+        elif not pretrained:
+            log.info("backbone %s starts from random weights (model.pretrained is false)", backbone)
+        self.head = create_head(num_features, num_classes, head_hidden or (), head_activation, head_dropout)
+        if freeze_backbone:
+            self.backbone.requires_grad_(False)
+        self.class_names = class_names or [str(i) for i in range(num_classes)]
+        self.train_metrics = MetricCollection(
+            {"acc": MulticlassAccuracy(num_classes, average="micro")}, prefix="train_"
+        )
+        evaluation = MetricCollection(
+            {
+                "acc": MulticlassAccuracy(num_classes, average="micro"),
+                "acc_macro": MulticlassAccuracy(num_classes, average="macro"),
+            }
+        )
+        self.val_metrics = evaluation.clone(prefix="val_")
+        self.test_metrics = evaluation.clone(prefix="test_")
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+        # compiling a function, not the modules, keeps state-dict keys (and checkpoints) unchanged
+        self._logits = torch.compile(self._compute_logits) if compile else self._compute_logits
+
+    @property
+    def monitor_mode(self) -> str:
+        return monitor_mode(self.hparams.monitor)
+
+    def _compute_logits(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(images))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self._logits(images.contiguous(memory_format=self.memory_format))
+
+    def train(self, mode: bool = True) -> ImageClassifier:
+        super().train(mode)
+        if self.hparams.freeze_backbone:
+            self.backbone.eval()  # frozen batch-norm statistics, no dropout in the frozen part
+        return self
+
+    def _shared_step(self, batch: dict[str, Any], stage: str) -> dict[str, torch.Tensor]:
+        images, labels = batch["image"], batch["label"]
+        logits = self(images)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+        metrics = getattr(self, f"{stage}_metrics")
+        metrics.update(logits, labels)
+        training = stage == "train"
+        self.log(
+            f"{stage}_loss",
+            loss,
+            on_step=training,
+            on_epoch=True,
+            prog_bar=True,
+            sync_dist=not training,
+            batch_size=len(labels),
+        )
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True)
+        return {"loss": loss, "logits": logits.detach()}
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._shared_step(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._shared_step(batch, "test")
+
+    def predict_step(
+        self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
+    ) -> dict[str, torch.Tensor]:
+        probs = self(batch["image"]).softmax(dim=1)
+        return {"probs": probs, "label": batch["label"], "index": batch["index"]}
+
+    # --- optimization ---------------------------------------------------------------------------
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Backbone and head parameter groups; the head's learning rate is scaled later."""
+        groups = []
+        if not self.hparams.freeze_backbone:
+            groups.append(
+                {"params": [p for p in self.backbone.parameters() if p.requires_grad], "name": "backbone"}
+            )
+        groups.append({"params": list(self.head.parameters()), "name": "head"})
+        return groups
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(self.parameter_groups())
+        for group in optimizer.param_groups:
+            if group["name"] == "head":
+                group["lr"] = optimizer.defaults["lr"] * self.hparams.head_lr_multiplier
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        if isinstance(scheduler, ReduceLROnPlateau):
+            if scheduler.mode != self.monitor_mode:
+                raise ConfigError(
+                    f"ReduceLROnPlateau has mode {scheduler.mode!r} but model.monitor {self.hparams.monitor!r} needs "
+                    f"{self.monitor_mode!r}; set the scheduler's mode to {self.monitor_mode!r}"
+                )
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "monitor": self.hparams.monitor},
+            }
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    # --- checkpoints ----------------------------------------------------------------------------
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse, with the reason, a checkpoint made for another class or channel count."""
+        state = checkpoint.get("state_dict", {})
+        head_key = f"head.{len(self.head) - 1}.weight"
+        if head_key in state and state[head_key].shape[0] != self.hparams.num_classes:
+            raise ConfigError(
+                f"the checkpoint predicts {state[head_key].shape[0]} classes but the data has "
+                f"{self.hparams.num_classes}. Use a checkpoint trained on this dataset, or fine-tune from it with "
+                "--model.pretrained CHECKPOINT (a new head is created) instead of --ckpt_path."
+            )
+        conv = first_conv_name(self.backbone)
+        conv_key = f"backbone.{conv}.weight"
+        if conv and conv_key in state and state[conv_key].shape[1] != self.hparams.in_chans:
+            raise ConfigError(
+                f"the checkpoint expects {state[conv_key].shape[1]}-channel images but the data has "
+                f"{self.hparams.in_chans}. Use a checkpoint trained on this data, or fine-tune from it with "
+                "--model.pretrained CHECKPOINT (the first layer is adapted) instead of --ckpt_path."
+            )
