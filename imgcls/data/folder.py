@@ -32,6 +32,10 @@ class ImageFolderDataModule(ImageDataModule):
             )
         self.test_root = Path(test_root).expanduser() if test_root else None
         self._in_chans = in_chans
+        if in_chans == 1 and len(self.default_mean) == 3:
+            # grayscale decoding averages the colour channels, so do the statistics
+            self.default_mean = (sum(self.default_mean) / 3,)
+            self.default_std = (sum(self.default_std) / 3,)
 
     @property
     def in_chans(self) -> int:

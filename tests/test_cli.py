@@ -1,0 +1,135 @@
+"""The CLI end to end: run folders, saved configs, test reports, checkpoint aliases, clear errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from imgcls.cli import main
+from tests.conftest import REPO
+
+CONFIG = str(REPO / "configs" / "eurosat_sample.yaml")
+TINY = [
+    "--model.backbone=test_resnet",
+    "--trainer.accelerator=cpu",
+    "--data.init_args.num_workers=0",
+    "--data.init_args.batch_size=8",
+    "--data.init_args.image_size=32",
+    "--trainer.limit_train_batches=2",
+    "--trainer.limit_val_batches=2",
+]
+
+
+@pytest.fixture
+def cli_args(eurosat_root: Path, tmp_path: Path) -> list[str]:
+    return ["--config", CONFIG, f"--runs_dir={tmp_path}", f"--data.init_args.root={eurosat_root}", *TINY]
+
+
+def run_error(args: list[str], capsys: pytest.CaptureFixture) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.fixture
+def trained_run(cli_args: list[str], tmp_path: Path) -> Path:
+    main(["fit", *cli_args, "--trainer.max_epochs=2"])
+    return tmp_path / "eurosat_sample" / "version_0"
+
+
+def test_fit_writes_run_folder_and_test_writes_reports(trained_run: Path, cli_args: list[str]) -> None:
+    assert sorted(p.name for p in (trained_run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    config = yaml.safe_load((trained_run / "config.yaml").read_text())
+    assert config["model"]["backbone"] == "test_resnet"
+    hparams = yaml.safe_load((trained_run / "hparams.yaml").read_text())
+    assert hparams["num_classes"] == 10 and hparams["class_names"][0] == "AnnualCrop"  # linked from the data
+    assert any(p.name.startswith("events.out.tfevents") for p in trained_run.iterdir())
+
+    main(["test", *cli_args, "--ckpt_path=best"])
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert {"test_loss", "test_acc", "test_acc_macro"} <= set(metrics)
+    assert 0 <= metrics["test_acc"] <= 1 and metrics["test_samples"] == 20
+    assert metrics["checkpoint"].endswith("best.ckpt")
+    with (trained_run / "classification_report.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["class"] for r in rows][:2] == ["AnnualCrop", "Forest"]
+    assert [r["class"] for r in rows][-2:] == ["macro avg", "weighted avg"]
+    assert sum(int(r["support"]) for r in rows[:10]) == 20
+    with (trained_run / "confusion_matrix.csv").open() as f:
+        matrix = list(csv.reader(f))
+    assert matrix[0][1:] == [r["class"] for r in rows[:10]]
+    assert sum(int(v) for row in matrix[1:] for v in row[1:]) == 20
+    assert (trained_run / "config.yaml").is_file() and (trained_run / "config_test.yaml").is_file()
+
+
+def test_validate_and_predict_with_last(trained_run: Path, cli_args: list[str]) -> None:
+    main(["validate", *cli_args, "--ckpt_path=last"])
+    main(["predict", *cli_args, "--ckpt_path=last"])
+    assert (trained_run / "config_validate.yaml").is_file() and (
+        trained_run / "config_predict.yaml"
+    ).is_file()
+
+
+def test_resume_continues_in_the_same_run_folder(
+    trained_run: Path, cli_args: list[str], tmp_path: Path
+) -> None:
+    main(["fit", *cli_args, "--trainer.max_epochs=3", "--ckpt_path=last"])
+    assert not (tmp_path / "eurosat_sample" / "version_1").exists()
+    assert (trained_run / "config.yaml").is_file() and (trained_run / "config_fit.yaml").is_file()
+
+
+def test_print_config_shows_the_resolved_config(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(REPO / "configs" / "eurosat_resnet50.yaml"), "--print_config"])
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["backbone"] == "resnet50"
+    assert printed["data"]["class_path"] == "imgcls.EuroSATDataModule"
+    assert printed["trainer"]["callbacks"], "the shared trainer piece must be merged in"
+
+
+def test_errors_are_one_line_and_keep_finished_runs(
+    trained_run: Path, cli_args: list[str], capsys: pytest.CaptureFixture, fixture_roots: dict[str, Path]
+) -> None:
+    before = sorted(p.relative_to(trained_run) for p in trained_run.rglob("*"))
+    err = run_error(["test", *cli_args, "--ckpt_path=/no/such.ckpt"], capsys)
+    assert "does not exist" in err and "Traceback" not in err
+    err = run_error(["fit", *cli_args, "--model.backbone=resnet5O"], capsys)
+    assert "Closest valid names: resnet50" in err
+    err = run_error(["fit", *cli_args, "--data.init_args.root=/no/such/folder"], capsys)
+    assert "/no/such/folder" in err
+    err = run_error(["test", *cli_args, "--experiment=never_ran", "--ckpt_path=best"], capsys)
+    assert "Run `fit` with this config first" in err
+    # a checkpoint for 10 classes evaluated on 3-class data
+    other = [
+        *cli_args,
+        "--data=imgcls.ImageFolderDataModule",
+        f"--data.init_args.root={fixture_roots['image_folder']}",
+    ]
+    err = run_error(["test", *other, f"--ckpt_path={trained_run / 'checkpoints' / 'best.ckpt'}"], capsys)
+    assert "predicts 10 classes but the data has 3" in err
+    after = sorted(p.relative_to(trained_run) for p in trained_run.rglob("*"))
+    assert set(before) <= set(after)
+
+
+def test_config_typo_suggests_the_key(
+    cli_args: list[str], capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("model:\n  lr_multiplier: 10\n")
+    err = run_error(["fit", *cli_args, "--config", str(typo)], capsys)
+    assert "model.lr_multiplier" in err and "Did you mean: model.head_lr_multiplier" in err
+
+
+@pytest.mark.slow
+def test_bundled_eurosat_sample_trains_far_above_chance(tmp_path: Path) -> None:
+    """The README's quick start, for real: ResNet-18 on 1,000 bundled EuroSAT images."""
+    args = ["--config", CONFIG, f"--runs_dir={tmp_path}"]
+    main(["fit", *args])
+    main(["test", *args, "--ckpt_path=best"])
+    metrics = json.loads((tmp_path / "eurosat_sample" / "version_0" / "metrics.json").read_text())
+    assert metrics["test_acc"] > 0.5, metrics  # chance is 0.10

@@ -1,0 +1,167 @@
+"""create_backbone, heads, freezing, parameter groups, in_chans adaptation and local weight files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+import torchvision
+from torch import nn
+
+from imgcls import ImageClassifier
+from imgcls.errors import ConfigError
+from imgcls.models import create_backbone, load_backbone_weights
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "features"),
+    [
+        ("test_resnet", {}, None),
+        ("resnet18", {}, 512),
+        ("torchvision/resnet18", {}, 512),
+        ("torchvision/mobilenet_v2", {"width_mult": 0.5}, 1280),
+        ("torchvision/shufflenet_v2_x0_5", {}, 1024),
+        ("torchvision/googlenet", {}, 1024),
+    ],
+)
+def test_backbone_reports_its_feature_width(name: str, kwargs: dict, features: int | None) -> None:
+    backbone, num_features = create_backbone(name, **kwargs)
+    if features is not None:
+        assert num_features == features
+    backbone.eval()
+    with torch.no_grad():
+        out = backbone(torch.randn(2, 3, 64, 64))
+    assert out.shape == (2, num_features)
+
+
+def test_head_replaced_for_torchvision_and_timm() -> None:
+    for name in ("torchvision/resnet18", "resnet18"):
+        model = ImageClassifier(name, num_classes=7)
+        assert model(torch.randn(2, 3, 32, 32)).shape == (2, 7)
+        assert not any(isinstance(m, nn.Linear) and m.out_features == 1000 for m in model.modules())
+
+
+def test_mlp_head() -> None:
+    model = ImageClassifier("test_resnet", num_classes=6, head_hidden=[32, 16], head_dropout=0.5)
+    linears = [m for m in model.head if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [
+        (model.backbone.num_features, 32),
+        (32, 16),
+        (16, 6),
+    ]
+    assert any(isinstance(m, nn.Dropout) and m.p == 0.5 for m in model.head)
+
+
+def test_unknown_backbone_suggests_names() -> None:
+    with pytest.raises(ConfigError, match="resnet50"):
+        create_backbone("resnet5O")
+    with pytest.raises(ConfigError, match="torchvision/resnet18"):
+        create_backbone("torchvision/resnet81")
+
+
+def test_freeze_backbone_trains_head_only_with_frozen_batchnorm() -> None:
+    model = ImageClassifier("resnet18", num_classes=3, freeze_backbone=True, optimizer=torch.optim.SGD)
+    model.train()
+    assert all(not p.requires_grad for p in model.backbone.parameters())
+    assert all(p.requires_grad for p in model.head.parameters())
+    assert not model.backbone.training and model.head.training
+    running_mean = model.backbone.bn1.running_mean.clone()
+    model(torch.randn(4, 3, 32, 32))
+    torch.testing.assert_close(model.backbone.bn1.running_mean, running_mean)
+    optimizer = model.configure_optimizers()
+    assert [g["name"] for g in optimizer.param_groups] == ["head"]
+
+
+def test_head_lr_multiplier_scales_the_head_group() -> None:
+    model = ImageClassifier(
+        "test_resnet",
+        num_classes=3,
+        head_lr_multiplier=10,
+        optimizer=lambda params: torch.optim.SGD(params, lr=1e-4, momentum=0.9),
+    )
+    optimizer = model.configure_optimizers()
+    lrs = {g["name"]: g["lr"] for g in optimizer.param_groups}
+    assert lrs == pytest.approx({"backbone": 1e-4, "head": 1e-3})
+    assert all(g["momentum"] == 0.9 for g in optimizer.param_groups)
+
+
+def test_plateau_scheduler_follows_monitor() -> None:
+    model = ImageClassifier(
+        "test_resnet",
+        num_classes=3,
+        lr_scheduler=lambda opt: torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min"),
+    )
+    config = model.configure_optimizers()
+    assert config["lr_scheduler"]["monitor"] == "val_loss"
+    wrong = ImageClassifier(
+        "test_resnet",
+        num_classes=3,
+        monitor="val_acc",
+        lr_scheduler=lambda opt: torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min"),
+    )
+    with pytest.raises(ConfigError, match="mode"):
+        wrong.configure_optimizers()
+
+
+@pytest.mark.parametrize("name", ["resnet18", "torchvision/resnet18", "torchvision/mobilenet_v2"])
+@pytest.mark.parametrize("in_chans", [1, 13])
+def test_in_chans_adapts_first_layer(name: str, in_chans: int) -> None:
+    model = ImageClassifier(name, num_classes=4, in_chans=in_chans)
+    assert model(torch.randn(2, in_chans, 32, 32)).shape == (2, 4)
+
+
+def test_local_torchvision_weights_load_and_adapt_channels(tmp_path: Path) -> None:
+    source = torchvision.models.resnet18(num_classes=1000)
+    path = tmp_path / "resnet18.pth"
+    torch.save(source.state_dict(), path)
+    model = ImageClassifier("torchvision/resnet18", num_classes=5, pretrained=str(path))
+    torch.testing.assert_close(model.backbone.layer4[1].conv2.weight, source.layer4[1].conv2.weight)
+    gray = ImageClassifier("torchvision/resnet18", num_classes=5, in_chans=1, pretrained=str(path))
+    torch.testing.assert_close(gray.backbone.conv1.weight, source.conv1.weight.sum(dim=1, keepdim=True))
+
+
+def test_local_timm_checkpoint_with_wrapper_keys(tmp_path: Path) -> None:
+    source = timm.create_model("resnet18", num_classes=1000)
+    path = tmp_path / "timm.pth.tar"
+    torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in source.state_dict().items()}}, path)
+    model = ImageClassifier("resnet18", num_classes=2, pretrained=str(path))
+    torch.testing.assert_close(model.backbone.conv1.weight, source.conv1.weight)
+
+
+def test_imgcls_checkpoint_as_pretrained_gets_a_new_head(tmp_path: Path) -> None:
+    trained = ImageClassifier("test_resnet", num_classes=10)
+    path = tmp_path / "run.ckpt"
+    torch.save({"state_dict": trained.state_dict(), "hyper_parameters": {"num_classes": 10}}, path)
+    model = ImageClassifier("test_resnet", num_classes=3, pretrained=str(path))
+    first = next(iter(trained.backbone.state_dict()))
+    torch.testing.assert_close(model.backbone.state_dict()[first], trained.backbone.state_dict()[first])
+    assert model.head[-1].out_features == 3
+
+
+def test_weights_for_another_architecture_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "mobilenet.pth"
+    torch.save(torchvision.models.mobilenet_v2().state_dict(), path)
+    with pytest.raises(ConfigError, match="architecture"):
+        load_backbone_weights(create_backbone("torchvision/resnet18")[0], path)
+
+
+def test_missing_weights_file() -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        ImageClassifier("test_resnet", num_classes=3, pretrained="/no/such/weights.pth")
+
+
+def test_pretrained_download_failure_says_how_to_pass_a_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torchvision.models, "get_model", offline)
+    with pytest.raises(ConfigError, match=r"--model\.pretrained /path/to/weights"):
+        create_backbone("torchvision/resnet18", pretrained=True)
+
+
+def test_leaky_relu_activation_override() -> None:
+    backbone, _ = create_backbone("torchvision/resnet34", activation="leaky_relu")
+    kinds = {type(m) for m in backbone.modules()}
+    assert nn.LeakyReLU in kinds and nn.ReLU not in kinds
