@@ -130,6 +130,17 @@ def test_local_timm_checkpoint_with_wrapper_keys(tmp_path: Path) -> None:
     torch.testing.assert_close(model.backbone.conv1.weight, source.conv1.weight)
 
 
+def test_local_safetensors_file(tmp_path: Path) -> None:
+    import safetensors.torch
+
+    source = timm.create_model("test_resnet", num_classes=1000)
+    path = tmp_path / "model.safetensors"
+    safetensors.torch.save_file(source.state_dict(), str(path))
+    model = ImageClassifier("test_resnet", num_classes=4, pretrained=str(path))
+    first = next(iter(model.backbone.state_dict()))
+    torch.testing.assert_close(model.backbone.state_dict()[first], source.state_dict()[first])
+
+
 def test_imgcls_checkpoint_as_pretrained_gets_a_new_head(tmp_path: Path) -> None:
     trained = ImageClassifier("test_resnet", num_classes=10)
     path = tmp_path / "run.ckpt"

@@ -137,6 +137,23 @@ def replace_activation(model: nn.Module, activation: str) -> int:
     return len(targets)
 
 
+def _weights_location(name: str) -> str:
+    """Where the library itself looks for cached weights of ``name``, in words."""
+    if name.startswith(TORCHVISION_PREFIX):
+        try:
+            url = torchvision.models.get_model_weights(name.removeprefix(TORCHVISION_PREFIX)).DEFAULT.url
+        except Exception:  # builders without registered weights
+            return "download the weights elsewhere"
+        cache = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+        return f"download {url} elsewhere and put it at {cache}"
+    hub_id = getattr(timm.models.get_pretrained_cfg(name), "hf_hub_id", None) if timm.is_model(name) else None
+    where = f"the Hugging Face repo {hub_id}" if hub_id else "timm's weights"
+    return (
+        f"fetch {where} into the Hugging Face cache elsewhere and copy the cache over "
+        "(with HF_HUB_OFFLINE=1 timm then skips its download retries)"
+    )
+
+
 def create_backbone(
     name: str,
     pretrained: bool = False,
@@ -175,7 +192,7 @@ def create_backbone(
             raise
         raise ConfigError(
             f"could not download pretrained weights for {name} ({type(err).__name__}: {err}). Without internet, "
-            "put the weights file on this machine and pass its path: --model.pretrained /path/to/weights.pth "
+            f"{_weights_location(name)}, or pass any local copy: --model.pretrained /path/to/weights.pth "
             "(a state dict, a timm/torchvision checkpoint or an imgcls .ckpt)."
         ) from err
     if activation is not None:

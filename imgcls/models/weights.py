@@ -1,6 +1,6 @@
 """Loading a local weights file into a backbone: the offline path for pretrained weights.
 
-Accepted files: a plain state dict; a timm or torchvision checkpoint (``state_dict``/``model`` inside);
+Accepted files: a plain state dict (``.pth``/``.pt``/``.bin`` or ``.safetensors``); a timm or torchvision checkpoint (``state_dict``/``model`` inside);
 an imgcls/Lightning ``.ckpt`` (its ``backbone.*`` weights are used). Classifier weights that do not
 belong to the backbone are dropped with a log line; a first convolution made for another channel
 count is adapted; any other mismatch is an error, never a silent partial load.
@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
+import safetensors.torch
 import timm
 import torch
 from torch import nn
@@ -31,7 +32,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ConfigError(f"weights file {path} does not exist; check model.pretrained")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        if path.suffix == ".safetensors":  # timm's and Hugging Face's format
+            obj = safetensors.torch.load_file(str(path), device="cpu")
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise ConfigError(f"cannot read weights file {path}: {err}") from err
     for key in _WRAPPER_KEYS:
