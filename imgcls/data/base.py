@@ -3,10 +3,16 @@
 A subclass says where its images are (``_class_names`` and ``_pools``); the base owns the rest:
 seeded stratified splits, balanced subsampling, loaders, and the batch transforms that run on the
 model's device (uint8 -> float, augmentation when training, normalization).
+
+Datasets that fit ``cache_max_gb`` are decoded once into a memory-mapped uint8 cache
+(``imgcls.data.cache``) and served a whole batch per loader item; larger ones stream from their files.
+Both paths give the same splits and the same batches: ``{"image": uint8 (B, C, H, W), "label", "index"}``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -18,10 +24,24 @@ from lightning.pytorch import LightningDataModule
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from imgcls.data.cache import (
+    CACHE_MODES,
+    DEFAULT_CACHE_DIR,
+    CachedImages,
+    CachedSplit,
+    batched_loader,
+    build_cache,
+    cache_key,
+    probe_image_shape,
+    remove_stale,
+    source_fingerprint,
+)
 from imgcls.data.datasets import ImageFileDataset, list_images
 from imgcls.data.splits import cap_per_class, stratified_split
 from imgcls.data.transforms import AUGMENTATIONS, build_augmentation
 from imgcls.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -46,6 +66,11 @@ class ImageDataModule(LightningDataModule):
         std: per-channel normalization standard deviation; None uses the dataset's default.
         predict_root: a folder of unlabeled images for ``predict``; None predicts on the test split.
         pin_memory: pin host memory for faster copies to a GPU; None pins when CUDA is available.
+        persistent_workers: keep loader workers alive between epochs (no restart cost per epoch).
+        cache: ``auto`` decodes the dataset once into a uint8 cache in ``cache_dir`` when it fits
+            ``cache_max_gb`` and streams it from its files otherwise; ``always`` and ``never`` force either.
+        cache_dir: folder of the decoded caches (never inside ``root``, which may be read-only).
+        cache_max_gb: largest cache ``auto`` builds, in GB of decoded uint8 pixels.
     """
 
     default_mean: Sequence[float] = IMAGENET_MEAN
@@ -67,6 +92,10 @@ class ImageDataModule(LightningDataModule):
         std: list[float] | None = None,
         predict_root: str | None = None,
         pin_memory: bool | None = None,
+        persistent_workers: bool = True,
+        cache: str = "auto",
+        cache_dir: str = DEFAULT_CACHE_DIR,
+        cache_max_gb: float = 4.0,
     ) -> None:
         super().__init__()
         for name, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
@@ -74,6 +103,8 @@ class ImageDataModule(LightningDataModule):
                 raise ConfigError(f"data.{name} must be in [0, 1), got {fraction}")
         if augment not in AUGMENTATIONS:
             raise ConfigError(f"unknown data.augment {augment!r}; choose one of: {', '.join(AUGMENTATIONS)}")
+        if cache not in CACHE_MODES:
+            raise ConfigError(f"unknown data.cache {cache!r}; choose one of: {', '.join(CACHE_MODES)}")
         self.root = Path(root).expanduser()
         self.image_size = image_size
         self.batch_size = batch_size
@@ -88,8 +119,13 @@ class ImageDataModule(LightningDataModule):
         self.std = std
         self.predict_root = Path(predict_root).expanduser() if predict_root else None
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.persistent_workers = persistent_workers
+        self.cache = cache
+        self.cache_dir = Path(cache_dir).expanduser()
+        self.cache_max_gb = cache_max_gb
         self.datasets: dict[str, Dataset] = {}
         self._augmentation: nn.Module | None = None
+        self._norm_cache: dict[str, Any] = {}
 
     # --- what a subclass provides -------------------------------------------------------------
 
@@ -124,7 +160,7 @@ class ImageDataModule(LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        pools = self._pools()
+        pools = {name: self._cached(name, pool) for name, pool in self._pools().items()}
         fit = pools["fit"]
         targets = np.asarray(fit.targets)
         self._check_labels(targets, "training pool")
@@ -150,11 +186,54 @@ class ImageDataModule(LightningDataModule):
                 f"no training images left in {self.root} after the split; add images or lower the fractions"
             )
         self.datasets = {
-            "train": Subset(fit, train_idx.tolist()),
-            "val": Subset(fit, val_idx.tolist()),
-            "test": Subset(test_pool, test_idx.tolist()),
+            "train": self._subset(fit, train_idx),
+            "val": self._subset(fit, val_idx),
+            "test": self._subset(test_pool, test_idx),
         }
         self.datasets["predict"] = self._predict_pool() if self.predict_root else self.datasets["test"]
+
+    @staticmethod
+    def _subset(pool: Dataset, indices: np.ndarray) -> Dataset:
+        if isinstance(pool, CachedImages):
+            return CachedSplit(pool, indices)
+        return Subset(pool, indices.tolist())
+
+    # --- the decoded cache ----------------------------------------------------------------------
+
+    def _cached(self, name: str, pool: Dataset) -> Dataset:
+        """``pool`` as a ``CachedImages`` when the cache mode and budget allow, else unchanged."""
+        if self.cache == "never" or len(pool) == 0:
+            return pool
+        fingerprint = source_fingerprint(pool)
+        if fingerprint is None:
+            log.info("data.cache=%s: %s cannot be cached; streaming it", self.cache, type(pool).__name__)
+            return pool
+        shape = probe_image_shape(pool)
+        size_gb = len(pool) * int(np.prod(shape)) / 1e9
+        if self.cache == "auto" and size_gb > self.cache_max_gb:
+            log.info(
+                "the %s pool of %s decodes to %.2f GB, over data.cache_max_gb=%.2f; streaming it from its files",
+                name,
+                self.root,
+                size_gb,
+                self.cache_max_gb,
+            )
+            return pool
+        fingerprint["datamodule"] = f"{type(self).__module__}.{type(self).__qualname__}"
+        # one prefix per folder, pool, size and channels: a rebuild after a source change finds and
+        # removes the outdated file, and never touches a cache of the same folder at another size
+        where = f"{self.root.resolve()}|{fingerprint['image_size']}|{fingerprint['in_chans']}"
+        origin = hashlib.sha256(where.encode()).hexdigest()[:8]
+        prefix = f"{type(self).__name__.lower()}-{name}-{origin}"
+        path = self.cache_dir / f"{prefix}-{cache_key(fingerprint)}.npy"
+        if not path.is_file():
+            log.info(
+                "decoding %d images of %s into the cache %s (%.2f GB)", len(pool), self.root, path, size_gb
+            )
+            build_cache(pool, path, num_workers=self.num_workers)
+            remove_stale(self.cache_dir, prefix, keep=path)
+        names = [pool.sample_name(i) for i in range(len(pool))] if hasattr(pool, "sample_name") else None
+        return CachedImages(path, pool.targets, names)
 
     def _check_labels(self, targets: np.ndarray, what: str) -> None:
         if len(targets) == 0:
@@ -185,22 +264,36 @@ class ImageDataModule(LightningDataModule):
     def sample_name(self, split: str, index: int) -> str:
         """A readable name (file path or index) of the sample a batch reports as ``index``."""
         dataset = self.datasets[split]
-        base = dataset.dataset if isinstance(dataset, Subset) else dataset
+        base = dataset.dataset if isinstance(dataset, Subset | CachedSplit) else dataset
         return base.sample_name(index) if hasattr(base, "sample_name") else str(index)
 
     # --- loaders --------------------------------------------------------------------------------
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         dataset = self.datasets[split]
+        # a last batch of one sample breaks batch norm in training
+        drop_last = shuffle and len(dataset) % self.batch_size == 1
+        # Under several processes Lightning shards a loader's items; items of whole batches would be
+        # padded with repeated batches, so the cache is then served per sample like the streaming path.
+        distributed = self.trainer is not None and self.trainer.world_size > 1
+        if isinstance(dataset, CachedSplit) and not distributed:
+            return batched_loader(
+                dataset,
+                self.batch_size,
+                shuffle=shuffle,
+                drop_last=drop_last,
+                num_workers=self.num_workers,
+                pin_memory=self.pin_memory,
+                persistent_workers=self.persistent_workers,
+            )
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-            # a last batch of one sample breaks batch norm in training
-            drop_last=shuffle and len(dataset) % self.batch_size == 1,
+            persistent_workers=self.persistent_workers and self.num_workers > 0,
+            drop_last=drop_last,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -232,18 +325,33 @@ class ImageDataModule(LightningDataModule):
     def transform_batch(self, batch: dict[str, Any], train: bool) -> dict[str, Any]:
         """uint8 images -> float in [0, 1] -> augmentation (``train``) -> normalization."""
         image = batch["image"]
-        if image.dtype == torch.uint8:
+        owned = image.dtype == torch.uint8
+        if owned:
             image = image.float().div_(255)
         if train and self.augment != "none":
             if self._augmentation is None:
                 self._augmentation = build_augmentation(
-                    self.augment, image.shape[-1], self.in_chans, self.max_translate_px
+                    self.augment, tuple(image.shape[-2:]), self.in_chans, self.max_translate_px
                 )
             image = self._augmentation(image)
-        mean, std = self.normalization
-        mean_t = torch.tensor(mean, device=image.device, dtype=image.dtype).view(1, -1, 1, 1)
-        std_t = torch.tensor(std, device=image.device, dtype=image.dtype).view(1, -1, 1, 1)
-        return {**batch, "image": (image - mean_t) / std_t}
+        mean_t, std_t = self._normalization_tensors(image.device, image.dtype)
+        # in place only on a tensor made here: a float batch passed in is the caller's
+        image = image.sub_(mean_t).div_(std_t) if owned else (image - mean_t) / std_t
+        return {**batch, "image": image}
+
+    def _normalization_tensors(
+        self, device: torch.device, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # built once per device: a fresh host-to-GPU copy every batch would wait for the GPU
+        key = (str(device), dtype)
+        if self._norm_cache.get("key") != key:
+            mean, std = self.normalization
+            self._norm_cache = {
+                "key": key,
+                "mean": torch.tensor(mean, device=device, dtype=dtype).view(1, -1, 1, 1),
+                "std": torch.tensor(std, device=device, dtype=dtype).view(1, -1, 1, 1),
+            }
+        return self._norm_cache["mean"], self._norm_cache["std"]
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         training = self.trainer is not None and self.trainer.training

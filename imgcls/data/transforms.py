@@ -27,12 +27,23 @@ AUGMENTATIONS = {
 _COLOUR_POLICIES = {"trivialaugment", "randaugment"}
 
 
-def build_augmentation(name: str, image_size: int, in_chans: int, max_translate_px: int = 30) -> nn.Module:
+def _translate(size: tuple[int, int], max_px: int, fill: str) -> nn.Module:
+    """A random shift of up to ``max_px`` pixels each way, as a crop of the padded image.
+
+    The same whole-pixel translation as an affine warp, at about twice the speed on CPUs.
+    ``fill`` is ``constant`` (zeros) or ``replicate`` (edge pixels, Keras' ``nearest``).
+    """
+    return K.RandomCrop(size, padding=max_px, padding_mode=fill)
+
+
+def build_augmentation(
+    name: str, image_size: int | tuple[int, int], in_chans: int, max_translate_px: int = 30
+) -> nn.Module:
     """Return the batch augmentation module of preset ``name``.
 
     Args:
         name: one of ``AUGMENTATIONS``.
-        image_size: side of the (square) images the preset sees, to turn pixels into fractions.
+        image_size: (height, width) of the images the preset sees, or the side of square ones.
         in_chans: channel count; colour policies need 1 or 3.
         max_translate_px: largest shift of ``flip_translate``, in pixels at ``image_size``.
     """
@@ -47,16 +58,14 @@ def build_augmentation(name: str, image_size: int, in_chans: int, max_translate_
         )
     if name == "none":
         return nn.Identity()
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     flip = K.RandomHorizontalFlip()
     if name == "flip":
         return K.AugmentationSequential(flip)
     if name == "flip_translate":
-        shift = max_translate_px / image_size
-        return K.AugmentationSequential(flip, K.RandomAffine(degrees=0.0, translate=(shift, shift)))
+        return K.AugmentationSequential(flip, _translate(size, max_translate_px, "constant"))
     if name == "shift_flip":
-        return K.AugmentationSequential(
-            K.RandomAffine(degrees=0.0, translate=(0.1, 0.1), padding_mode="border"), flip
-        )
+        return K.AugmentationSequential(_translate(size, round(0.1 * min(size)), "replicate"), flip)
     if name == "intel_study":
         return K.AugmentationSequential(
             K.RandomAffine(

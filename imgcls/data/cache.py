@@ -1,0 +1,245 @@
+"""A decoded uint8 image cache on disk, memory-mapped and served a whole batch at a time.
+
+Decoding a JPEG with PIL costs far more than training needs to spend per image, so datasets that fit
+a memory budget are decoded once into one ``(N, C, H, W)`` uint8 ``.npy`` file. Every later run and
+every loader worker maps that file; a batch is one fancy-indexing copy, with no per-sample collate.
+
+The file name carries a key over everything the pixels depend on (the dataset class, the source files
+with their sizes and modification times, ``image_size``, ``in_chans``), so a changed, added or removed
+file leads to a new key and a rebuild, never to stale pixels. Builds go to a temporary file that is
+renamed into place under a file lock, so concurrent runs neither corrupt nor duplicate the work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from filelock import FileLock
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
+
+from imgcls.data.datasets import ArrayImageDataset, ImageFileDataset
+from imgcls.errors import DataError
+
+log = logging.getLogger(__name__)
+
+CACHE_MODES = ("auto", "always", "never")
+DEFAULT_CACHE_DIR = "~/.cache/imgcls"
+_FORMAT_VERSION = 1  # bump when the cache layout or the decoding changes
+
+
+def source_fingerprint(dataset: Dataset) -> dict[str, Any] | None:
+    """What the decoded pixels of ``dataset`` depend on, or None when it cannot be cached.
+
+    Files are identified by path, size and modification time (nanoseconds), which catches edits
+    without reading every byte; in-memory arrays by a hash of their bytes.
+    """
+    if isinstance(dataset, ImageFileDataset):
+        files = []
+        for path in dataset.paths:
+            stat = os.stat(path)
+            files.append((path, stat.st_size, stat.st_mtime_ns))
+        sources: Any = files
+    elif isinstance(dataset, ArrayImageDataset):
+        images = np.ascontiguousarray(dataset.images.numpy())
+        sources = {"sha256": hashlib.sha256(images.data).hexdigest(), "shape": list(images.shape)}
+    else:
+        return None
+    return {
+        "format": _FORMAT_VERSION,
+        "dataset": f"{type(dataset).__module__}.{type(dataset).__qualname__}",
+        "image_size": dataset.image_size,
+        "in_chans": dataset.in_chans,
+        "targets": hashlib.sha256(np.asarray(dataset.targets, dtype=np.int64).tobytes()).hexdigest(),
+        "sources": sources,
+    }
+
+
+def cache_key(fingerprint: dict[str, Any]) -> str:
+    """A short, stable hash of a fingerprint."""
+    text = json.dumps(fingerprint, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def probe_image_shape(dataset: Dataset) -> tuple[int, int, int]:
+    """Shape (C, H, W) of the dataset's first image, as its ``__getitem__`` returns it."""
+    return tuple(dataset[0]["image"].shape)
+
+
+class _CollateImages:
+    """Collate for the cache build: a stacked uint8 batch, with a clear error for mixed sizes."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+
+    def __call__(self, samples: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+        for sample in samples:
+            if tuple(sample["image"].shape) != self.shape:
+                raise DataError(
+                    f"images differ in size ({tuple(sample['image'].shape)} and {self.shape}); "
+                    "set data.image_size so that every image is resized to one size"
+                )
+        images = torch.stack([s["image"] for s in samples])
+        indices = torch.tensor([s["index"] for s in samples], dtype=torch.int64)
+        return images, indices
+
+
+def build_cache(dataset: Dataset, path: Path, num_workers: int = 0, batch_size: int = 256) -> None:
+    """Decode every image of ``dataset`` into the ``.npy`` file ``path`` (atomically, under a lock).
+
+    Another process that is building the same file holds the lock; this one waits, then finds the
+    finished file and returns without decoding anything.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if path.is_file():
+            return
+        shape = probe_image_shape(dataset)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        try:
+            array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(dataset), *shape))
+            loader = DataLoader(
+                dataset,
+                batch_size=batch_size,
+                num_workers=num_workers,
+                collate_fn=_CollateImages(shape),
+            )
+            filled = 0
+            for images, indices in loader:
+                array[indices.numpy()] = images.numpy()
+                filled += len(indices)
+            if filled != len(dataset):
+                raise DataError(f"cache build of {path} decoded {filled} of {len(dataset)} images")
+            array.flush()
+            del array
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)  # readers see either no file or a complete one
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+
+def remove_stale(folder: Path, prefix: str, keep: Path) -> None:
+    """Delete older cache files of the same dataset, which a source change made unreachable."""
+    for old in folder.glob(f"{prefix}-*.npy"):
+        if old != keep:
+            # a process still mapping the old file keeps its pages until it exits
+            with contextlib.suppress(OSError):
+                old.unlink()
+            Path(str(old) + ".lock").unlink(missing_ok=True)
+
+
+class CachedImages(Dataset):
+    """A decoded uint8 image cache with its labels; indexing with a list returns a whole batch.
+
+    Args:
+        path: the ``.npy`` file of shape (N, C, H, W).
+        targets: labels of the N images.
+        names: optional readable names of the N images (file paths), for reports.
+    """
+
+    def __init__(self, path: str | Path, targets: Sequence[int], names: Sequence[str] | None = None) -> None:
+        self.path = Path(path)
+        self.targets = np.asarray(targets, dtype=np.int64)
+        self.names = list(names) if names is not None else None
+        self._images: np.ndarray | None = None
+        if len(self.images) != len(self.targets):
+            raise DataError(
+                f"cache {self.path} holds {len(self.images)} images for {len(self.targets)} labels"
+            )
+
+    @property
+    def images(self) -> np.ndarray:
+        # opened lazily so that worker processes map the file themselves instead of receiving a copy
+        if self._images is None:
+            self._images = np.load(self.path, mmap_mode="r")
+        return self._images
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_images": None}
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def get_batch(self, indices: Sequence[int] | np.ndarray) -> dict[str, torch.Tensor]:
+        """Images, labels and indices of ``indices`` as one batch dict."""
+        indices = np.asarray(indices, dtype=np.int64)
+        # reading the memory map in file order is faster; the batch keeps the sampler's order
+        order = np.argsort(indices, kind="stable")
+        images = np.empty((len(indices), *self.images.shape[1:]), dtype=np.uint8)
+        images[order] = self.images[indices[order]]
+        return {
+            "image": torch.from_numpy(images),
+            "label": torch.from_numpy(self.targets[indices]),
+            "index": torch.from_numpy(indices),
+        }
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        image = torch.from_numpy(np.array(self.images[index]))
+        return {"image": image, "label": int(self.targets[index]), "index": int(index)}
+
+    def sample_name(self, index: int) -> str:
+        return self.names[index] if self.names is not None else str(index)
+
+
+class CachedSplit(Dataset):
+    """A split of a ``CachedImages`` pool that a batch sampler indexes with a list of positions.
+
+    ``indices`` and ``dataset`` mirror ``torch.utils.data.Subset``, so the split's labels and sample
+    names are read the same way for cached and streamed data.
+    """
+
+    def __init__(self, dataset: CachedImages, indices: Sequence[int]) -> None:
+        self.dataset = dataset
+        self.indices = np.asarray(indices, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, positions: Sequence[int] | int) -> dict[str, Any]:
+        if isinstance(positions, int | np.integer):
+            return self.dataset[int(self.indices[positions])]
+        return self.dataset.get_batch(self.indices[np.asarray(positions, dtype=np.int64)])
+
+
+class _EpochBatches(Sampler[list[int]]):
+    """Batches of positions; shuffled with a fresh permutation each epoch when ``shuffle``."""
+
+    def __init__(self, length: int, batch_size: int, shuffle: bool, drop_last: bool) -> None:
+        inner = RandomSampler(range(length)) if shuffle else SequentialSampler(range(length))
+        self.batches = BatchSampler(inner, batch_size, drop_last)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def batched_loader(
+    split: CachedSplit,
+    batch_size: int,
+    shuffle: bool,
+    drop_last: bool,
+    num_workers: int,
+    pin_memory: bool,
+    persistent_workers: bool,
+) -> DataLoader:
+    """A DataLoader whose every item is a whole batch cut from the cache (``batch_size=None``)."""
+    return DataLoader(
+        split,
+        batch_size=None,
+        sampler=_EpochBatches(len(split), batch_size, shuffle, drop_last),
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=persistent_workers and num_workers > 0,
+    )
