@@ -1,7 +1,28 @@
 """imgcls: image-classification experiments from YAML, on PyTorch Lightning, timm and torchvision."""
 
-from imgcls.data import EuroSATDataModule, ImageDataModule, ImageFolderDataModule
+from imgcls.data import (
+    CIFAR10DataModule,
+    CUBDataModule,
+    EuroSATDataModule,
+    EuroSATMSDataModule,
+    FashionMNISTDataModule,
+    ImageDataModule,
+    ImageFolderDataModule,
+    MiniImageNetDataModule,
+    MNISTDataModule,
+)
 from imgcls.models import ImageClassifier
 
 __version__ = "0.1.0"
-__all__ = ["EuroSATDataModule", "ImageClassifier", "ImageDataModule", "ImageFolderDataModule"]
+__all__ = [
+    "CIFAR10DataModule",
+    "CUBDataModule",
+    "EuroSATDataModule",
+    "EuroSATMSDataModule",
+    "FashionMNISTDataModule",
+    "ImageClassifier",
+    "ImageDataModule",
+    "ImageFolderDataModule",
+    "MNISTDataModule",
+    "MiniImageNetDataModule",
+]

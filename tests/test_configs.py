@@ -13,9 +13,23 @@ from tests.conftest import REPO
 CONFIGS = sorted(p for p in (REPO / "configs").glob("*.yaml"))
 
 # datamodule class -> (fixture dataset, extra data arguments); a new datamodule adds a line here.
+# Extra values may name the fixture's folder as {root}; a "root" extra replaces the fixture root itself.
 FIXTURE_FOR = {
     "imgcls.EuroSATDataModule": ("eurosat", {}),
     "imgcls.ImageFolderDataModule": ("image_folder", {}),
+    "imgcls.MNISTDataModule": ("mnist", {}),
+    "imgcls.FashionMNISTDataModule": ("fashion_mnist", {}),
+    "imgcls.CIFAR10DataModule": ("cifar10", {}),
+    "imgcls.EuroSATMSDataModule": ("eurosat_ms", {}),
+    "imgcls.CUBDataModule": ("cub", {}),
+    "imgcls.MiniImageNetDataModule": ("miniimagenet", {}),
+}
+# config name -> the same, for a config whose data needs another layout than its class's default fixture
+FIXTURE_FOR_CONFIG = {
+    "intel_resnet50_mlp": (
+        "intel",
+        {"root": "{root}/seg_train", "test_root": "{root}/seg_test", "predict_root": "{root}/seg_pred"},
+    ),
 }
 # model overrides that make every config one quick step: a tiny timm backbone at 32 px
 FAST = [
@@ -42,10 +56,10 @@ def load_config(path: Path) -> dict:
 
 def data_overrides(config_path: Path, fixture_roots: dict[str, Path]) -> list[str]:
     data = load_config(config_path)["data"]
-    fixture, extra = FIXTURE_FOR[data["class_path"]]
-    args = [f"--data.init_args.root={fixture_roots[fixture]}"]
-    args += [f"--data.init_args.{key}={value}" for key, value in extra.items()]
-    return args
+    fixture, extra = FIXTURE_FOR_CONFIG.get(config_path.stem) or FIXTURE_FOR[data["class_path"]]
+    root = fixture_roots[fixture]
+    values = {"root": str(root), **{key: value.format(root=root) for key, value in extra.items()}}
+    return [f"--data.init_args.{key}={value}" for key, value in values.items()]
 
 
 def test_every_config_has_a_fixture() -> None:
@@ -55,8 +69,22 @@ def test_every_config_has_a_fixture() -> None:
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_config_fits_tests_and_predicts(config: Path, fixture_roots: dict[str, Path], tmp_path: Path) -> None:
-    common = ["--config", str(config), f"--runs_dir={tmp_path}", *FAST, *data_overrides(config, fixture_roots)]
-    main(["fit", *common, "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1"])
+    common = [
+        "--config",
+        str(config),
+        f"--runs_dir={tmp_path}",
+        *FAST,
+        *data_overrides(config, fixture_roots),
+    ]
+    main(
+        [
+            "fit",
+            *common,
+            "--trainer.max_epochs=1",
+            "--trainer.limit_train_batches=2",
+            "--trainer.limit_val_batches=1",
+        ]
+    )
     run = tmp_path / config.stem / "version_0"
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert (run / "config.yaml").is_file()
