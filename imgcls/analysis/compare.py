@@ -1,0 +1,378 @@
+"""Comparing runs: one table of model, cost and accuracy per run, seed groups with confidence intervals.
+
+Everything is read from run folders (``run_info.json``, ``metrics.json``, TensorBoard events); a model is
+rebuilt only for runs made before ``run_info.json`` existed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from imgcls.analysis import plots
+from imgcls.analysis.runs import Run, load_run, load_runs, read_curves, test_command
+from imgcls.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+# metrics that vary between seeds: averaged with std and a 95% interval in groups
+METRICS = ("train_acc", "train_loss", "val_acc", "val_loss", "test_acc", "test_loss", "seconds_per_epoch")
+# data arguments that change how data is read, not which data: runs differing only in them group together
+DATA_IO_ARGS = {
+    "seed",
+    "num_workers",
+    "pin_memory",
+    "persistent_workers",
+    "cache",
+    "cache_dir",
+    "cache_max_gb",
+    "download",
+    "predict_root",
+}
+TRAINER_ARGS = (
+    "max_epochs",
+    "max_steps",
+    "precision",
+    "accumulate_grad_batches",
+    "gradient_clip_val",
+    "gradient_clip_algorithm",
+    "limit_train_batches",
+)
+# two-sided 95% critical values of Student's t for 1..30 degrees of freedom
+T_975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+
+def t_critical(dof: int) -> float:
+    """The 97.5% quantile of Student's t with ``dof`` degrees of freedom (half-width factor of a 95% CI).
+
+    Tabulated up to 30; beyond, the Cornish-Fisher expansion around the normal quantile (error < 1e-4).
+    """
+    if dof < 1:
+        return float("nan")
+    if dof <= len(T_975):
+        return T_975[dof - 1]
+    z = 1.959964
+    return (
+        z
+        + (z**3 + z) / (4 * dof)
+        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * dof**2)
+        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * dof**3)
+    )
+
+
+def mean_std_ci95(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean, sample standard deviation and the half-width of the t-distribution 95% confidence interval."""
+    data = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    if len(data) == 0:
+        return float("nan"), float("nan"), float("nan")
+    if len(data) == 1:
+        return float(data[0]), float("nan"), float("nan")
+    std = float(data.std(ddof=1))
+    return float(data.mean()), std, t_critical(len(data) - 1) * std / math.sqrt(len(data))
+
+
+def group_key(run: Run) -> str:
+    """What defines an experiment apart from its seeds: model, data and training settings of the config."""
+    config = run.config
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    trainer = config.get("trainer") or {}
+    key = {
+        "model": config.get("model") or {k: v for k, v in run.hparams.items() if k != "_instantiator"},
+        "data": data.get("class_path"),
+        "data_args": {k: v for k, v in (data.get("init_args") or {}).items() if k not in DATA_IO_ARGS},
+        "trainer": {k: trainer.get(k) for k in TRAINER_ARGS},
+        "early_stopping": config.get("early_stopping"),
+        "dataset": run.dataset_signature,
+    }
+    return json.dumps(key, sort_keys=True, default=str)
+
+
+def _value_at_epoch(curves: pd.DataFrame, metric: str, epoch: int | None) -> float:
+    if metric not in curves or curves[metric].isna().all():
+        return float("nan")
+    rows = curves.dropna(subset=[metric])
+    if epoch is not None and (rows["epoch"] == epoch).any():
+        return float(rows.loc[rows["epoch"] == epoch, metric].iloc[-1])
+    return float(rows[metric].iloc[-1])
+
+
+def _rebuilt_cost(run: Run) -> tuple[float, float]:
+    """Parameters and GFLOPs of a run without ``run_info.json``, from a rebuilt model (NaN if impossible)."""
+    from imgcls.analysis.summary import build_model, count_gflops
+
+    size = run.data_args.get("image_size")
+    if not run.hparams.get("backbone"):
+        return float("nan"), float("nan")
+    import torch
+
+    model = build_model(**run.hparams).eval()
+    params = float(sum(p.numel() for p in model.parameters()))
+    if not size:
+        return params, float("nan")
+    images = torch.zeros(1, int(run.hparams.get("in_chans", 3)), int(size), int(size))
+    return params, count_gflops(model, images)
+
+
+def run_row(run: Run) -> dict[str, Any]:
+    """One run's row of the comparison table."""
+    metrics = run.metrics
+    curves = read_curves(run, ("train_acc", "train_loss_epoch", "val_acc", "val_loss", "train_epoch_sec"))
+    final = run.info.get("final") or {}
+    # train/val numbers of the epoch whose checkpoint was tested, so that all columns describe one model
+    epoch = metrics.get("epoch")
+
+    def pick(metric: str, fallback: str | None = None) -> float:
+        value = _value_at_epoch(curves, metric, epoch)
+        return value if not math.isnan(value) else float(final.get(fallback or metric, float("nan")))
+
+    params = run.info.get("total_params")
+    gflops = run.info.get("gflops")
+    if params is None or gflops is None:
+        log.info("%s has no run_info.json parameters/GFLOPs; rebuilding its model to count them", run.name)
+        rebuilt = _rebuilt_cost(run)
+        params = params if params is not None else rebuilt[0]
+        gflops = gflops if gflops is not None else rebuilt[1]
+    seconds = run.info.get("seconds_per_epoch")
+    if seconds is None and curves["train_epoch_sec"].notna().any():
+        seconds = curves["train_epoch_sec"].mean()
+    if seconds is None:
+        # older runs: the spacing of the per-epoch validation events
+        times = run.scalars.loc[run.scalars.tag == "val_loss", "wall_time"].sort_values()
+        seconds = float(times.diff().mean()) if len(times) > 1 else None
+    epochs = run.info.get("epochs")
+    if epochs is None and not curves.empty:
+        epochs = int(curves["epoch"].max()) + 1
+    test_acc = float(metrics.get("test_acc", float("nan")))
+    return {
+        "run": run.name,
+        "experiment": run.path.parent.name,
+        "model": run.backbone,
+        "dataset": run.dataset,
+        "seed": run.seed,
+        "params": params,
+        "gflops": gflops,
+        "epochs": epochs,
+        "seconds_per_epoch": seconds,
+        "train_acc": pick("train_acc"),
+        "train_loss": pick("train_loss_epoch", "train_loss"),
+        "val_acc": pick("val_acc"),
+        "val_loss": pick("val_loss"),
+        "test_acc": test_acc,
+        "test_loss": float(metrics.get("test_loss", float("nan"))),
+        "acc_per_gflop": test_acc / gflops if gflops else float("nan"),
+        "path": str(run.path),
+    }
+
+
+def check_comparable(runs: list[Run], allow_mixed: bool = False, skip_untested: bool = False) -> list[Run]:
+    """Refuse untested runs and runs of different datasets, naming them and the fix.
+
+    Args:
+        runs: the runs to compare.
+        allow_mixed: compare runs of different datasets anyway (the table's ``dataset`` column tells them apart).
+        skip_untested: leave runs without test results out (logged) instead of raising.
+
+    Raises:
+        DataError: a run has no test results.
+        ConfigError: the runs come from different datasets.
+    """
+    untested = [r for r in runs if not r.has_test_results]
+    if untested and not skip_untested:
+        names = ", ".join(str(r.path) for r in untested)
+        raise DataError(
+            f"no test results (metrics.json with test_* values) in: {names}. Run `{test_command(untested[0].path)}` "
+            "for each, or pass --skip-untested to leave them out."
+        )
+    for run in untested:
+        log.warning("leaving out %s: it has no test results", run.path)
+    runs = [r for r in runs if r.has_test_results]
+    if not runs:
+        raise DataError(
+            "none of the runs has test results; run `imgcls test --config RUN/config.yaml --ckpt_path RUN/checkpoints/best.ckpt` first"
+        )
+    datasets: dict[tuple[Any, ...], list[str]] = {}
+    for run in runs:
+        datasets.setdefault(run.dataset_signature, []).append(run.name)
+    if len(datasets) > 1 and not allow_mixed:
+        described = "; ".join(
+            f"{sig[1]} ({sig[0]}, {len(sig[2])} classes, {sig[3]} test images): {', '.join(names)}"
+            for sig, names in datasets.items()
+        )
+        raise ConfigError(
+            f"the runs come from {len(datasets)} different datasets, whose test accuracies do not compare: "
+            f"{described}. Compare one dataset at a time, or pass --allow-mixed to list them side by side."
+        )
+    return runs
+
+
+def compare_runs(
+    paths: Sequence[str | Path] | str | Path, allow_mixed: bool = False, skip_untested: bool = False
+) -> pd.DataFrame:
+    """One row per run: model, dataset, seed, parameters, GFLOPs, epochs, seconds per epoch, accuracies,
+    losses, accuracy per GFLOP and the run folder, plus a ``group`` column naming runs that differ only
+    in seed.
+
+    Args:
+        paths: run folders, experiment folders or runs folders (see ``find_run_dirs``).
+        allow_mixed: compare runs of different datasets (otherwise a ``ConfigError``).
+        skip_untested: leave out runs without test results (otherwise a ``DataError``).
+    """
+    runs = check_comparable(load_runs(paths), allow_mixed, skip_untested)
+    table = pd.DataFrame([run_row(r) for r in runs])
+    names = table["run"].tolist()
+    # runs of the same experiment name from different runs folders keep their full paths apart
+    table["run"] = [
+        name if names.count(name) == 1 else path for name, path in zip(names, table["path"], strict=True)
+    ]
+    keys = [group_key(r) for r in runs]
+    labels: dict[str, str] = {}
+    for key, run in zip(keys, runs, strict=True):
+        if key not in labels:
+            experiments = {r.path.parent.name for r, k in zip(runs, keys, strict=True) if k == key}
+            label = experiments.pop() if len(experiments) == 1 else str(run.backbone)
+            taken = set(labels.values())
+            labels[key] = label if label not in taken else f"{label} ({len(taken) + 1})"
+    table.insert(1, "group", [labels[k] for k in keys])
+    return table
+
+
+def group_runs(table: pd.DataFrame) -> pd.DataFrame:
+    """Runs of one group (differing only in seed): mean, standard deviation and 95% CI of each metric.
+
+    The interval is the t-distribution's (n - 1 degrees of freedom); one run gives NaN spread.
+    """
+    rows = []
+    for group, frame in table.groupby("group", sort=False):
+        row: dict[str, Any] = {
+            "group": group,
+            "model": frame["model"].iloc[0],
+            "dataset": frame["dataset"].iloc[0],
+            "runs": len(frame),
+            "seeds": ", ".join(str(s) for s in frame["seed"]),
+            "params": frame["params"].iloc[0],
+            "gflops": frame["gflops"].iloc[0],
+            "epochs": float(pd.to_numeric(frame["epochs"], errors="coerce").mean()),
+        }
+        for metric in METRICS:
+            values = pd.to_numeric(frame[metric], errors="coerce").tolist()
+            row[f"{metric}_mean"], row[f"{metric}_std"], row[f"{metric}_ci95"] = mean_std_ci95(values)
+        gflops = row["gflops"]
+        row["acc_per_gflop"] = row["test_acc_mean"] / gflops if gflops else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _format(value: Any, column: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if column == "params":
+        return f"{float(value) / 1e6:.3f}M"
+    if isinstance(value, bool | np.bool_):
+        return str(value)
+    if isinstance(value, int | np.integer):
+        return str(value)
+    if isinstance(value, float | np.floating):
+        if column.startswith(("train_acc", "val_acc", "test_acc")) and not column.endswith("_std"):
+            return f"{value:.2%}"
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|")
+
+
+def _merge_intervals(table: pd.DataFrame) -> pd.DataFrame:
+    """``<m>_mean``, ``<m>_std``, ``<m>_ci95`` columns -> one ``<m> (95% CI)`` column of "mean ± half-width"."""
+    merged = pd.DataFrame(index=table.index)
+    for column in table.columns:
+        if column.endswith(("_std", "_ci95")) and column.rsplit("_", 1)[0] + "_mean" in table:
+            continue
+        if not column.endswith("_mean"):
+            merged[column] = table[column]
+            continue
+        metric = column.removesuffix("_mean")
+        means, halves = table[column], table[f"{metric}_ci95"]
+        merged[f"{metric} (95% CI)"] = [
+            _format(m, metric) + ("" if pd.isna(h) else " ± " + _format(h, metric))
+            for m, h in zip(means, halves, strict=True)
+        ]
+    return merged
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A GitHub Markdown table; accuracies as percentages, parameters in millions, and seed groups'
+    mean, std and CI columns as one "mean ± 95% CI half-width" column per metric."""
+    if any(c.endswith("_mean") for c in table.columns):
+        table = _merge_intervals(table)
+    header = "| " + " | ".join(table.columns) + " |"
+    align = (
+        "|"
+        + "|".join("---:" if pd.api.types.is_numeric_dtype(table[c]) else "---" for c in table.columns)
+        + "|"
+    )
+    lines = [header, align]
+    for record in table.itertuples(index=False):
+        lines.append(
+            "| " + " | ".join(_format(v, c) for v, c in zip(record, table.columns, strict=True)) + " |"
+        )
+    return "\n".join(lines)
+
+
+def validation_curves(paths_or_runs: Sequence[Run | str | Path]) -> dict[str, pd.DataFrame]:
+    """Per-epoch ``val_acc`` and ``val_loss`` of each run, keyed by run name (for ``plots.plot_curves``)."""
+    runs = [r if isinstance(r, Run) else load_run(r) for r in paths_or_runs]
+    names = [run.name for run in runs]
+    return {
+        (name if names.count(name) == 1 else str(run.path)): read_curves(run, ("val_acc", "val_loss"))
+        for name, run in zip(names, runs, strict=True)
+    }
+
+
+def write_comparison(
+    paths: Sequence[str | Path],
+    output_dir: str | Path,
+    goal: float | None = None,
+    allow_mixed: bool = False,
+    skip_untested: bool = False,
+    figures: bool = True,
+) -> dict[str, Path]:
+    """``imgcls compare``: tables (Markdown and CSV) and figures of runs into ``output_dir``.
+
+    Writes ``comparison.md/.csv`` (one row per run), ``groups.md/.csv`` (mean, std, 95% CI over seeds)
+    when some runs differ only in seed, ``test_accuracy.png`` (with the ``goal`` line),
+    ``accuracy_vs_gflops.png`` and ``val_curves.png``.
+
+    Returns:
+        Name -> path of every file written.
+    """
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    table = compare_runs(paths, allow_mixed=allow_mixed, skip_untested=skip_untested)
+    written: dict[str, Path] = {}
+    table.to_csv(output / "comparison.csv", index=False)
+    (output / "comparison.md").write_text(to_markdown(table.drop(columns="path")) + "\n")
+    written.update(comparison_csv=output / "comparison.csv", comparison_md=output / "comparison.md")
+    grouped = group_runs(table)
+    summary_table, label = table, "run"
+    if (grouped["runs"] > 1).any():
+        grouped.to_csv(output / "groups.csv", index=False)
+        (output / "groups.md").write_text(to_markdown(grouped) + "\n")
+        written.update(groups_csv=output / "groups.csv", groups_md=output / "groups.md")
+        summary_table, label = grouped, "group"
+    if figures:
+        figures_to_write = {
+            "test_accuracy": plots.plot_test_accuracy(summary_table, goal=goal, label=label),
+            "accuracy_vs_gflops": plots.plot_accuracy_vs_gflops(summary_table, label=label),
+            "val_curves": plots.plot_curves(validation_curves(table["path"].tolist())),
+        }
+        for name, figure in figures_to_write.items():
+            written[name] = plots.save_figure(figure, output / f"{name}.png")
+    return written
