@@ -6,21 +6,25 @@ imgcls test --config configs/eurosat_resnet50.yaml --ckpt_path best
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+import yaml
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from imgcls.callbacks import TensorBoardReports
 from imgcls.data.base import ImageDataModule
 from imgcls.errors import ConfigError, ImgclsError
 from imgcls.models.classifier import ImageClassifier, monitor_mode
-from imgcls.reporting import TestReportWriter
+from imgcls.reporting import PredictionWriter, RunInfoWriter, TestReportWriter
+from imgcls.throughput import ThroughputMonitor
 
 log = logging.getLogger(__name__)
 CHECKPOINT_ALIASES = ("best", "last")
@@ -42,6 +46,61 @@ def find_checkpoint(experiment_dir: Path, which: str) -> Path:
         f"--ckpt_path {which}: no checkpoints/{which}.ckpt in any run under {experiment_dir}. Run `fit` with this "
         "config first, or pass a checkpoint file (--ckpt_path PATH)."
     )
+
+
+def _option_names(parser: Any) -> list[str]:
+    names = []
+    for action in getattr(parser, "_actions", []):
+        names.append(action.dest)
+        subparsers = getattr(action, "_name_parser_map", None) or {}
+        for sub in subparsers.values():
+            names.extend(_option_names(sub))
+    return [n for n in names if n and n != "help"]
+
+
+class ImgclsArgumentParser(LightningArgumentParser):
+    """LightningArgumentParser whose errors about unknown keys suggest the closest valid ones."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        unknown = re.findall(r"option '([\w.]+)'|Key \"([\w.]+)\"|--([\w.]+) could match", message)
+        keys = [next(k for k in groups if k) for groups in unknown]
+        if keys:
+            parser = getattr(ex, "subcommand_parser", None) or self
+            options = _option_names(parser)
+            close = difflib.get_close_matches(keys[0], options, n=3, cutoff=0.6)
+            close += [o for o in options if o.endswith("." + keys[0].rsplit(".", 1)[-1]) and o not in close]
+            if close:
+                message += f". Did you mean: {', '.join(close[:3])}?"
+        super().error(message, ex)
+
+
+def _string_values(node: Any) -> str:
+    if isinstance(node, dict):
+        return " ".join(_string_values(v) for v in node.values())
+    if isinstance(node, list):
+        return " ".join(_string_values(v) for v in node)
+    return node if isinstance(node, str) else ""
+
+
+def _piece_names(config: Any) -> list[str]:
+    """Names of the model and optimizer pieces (``configs/base/{models,optim}/*.yaml``) added to a run.
+
+    Variants of one study (``--model configs/base/models/resnet50.yaml``) then get run folders of their
+    own. Pieces that the config files name themselves are part of the study, not a variant.
+    """
+    files = [Path(str(f)) for f in (config.get("config") or []) if f is not None]
+    own = " ".join(_string_values(yaml.safe_load(f.read_text())) for f in files if f.is_file())
+    model = config.get("model")
+    candidates = [model, model.get("optimizer")] if model is not None else []
+    names = []
+    for group in candidates:
+        path = group.get("__path__") if hasattr(group, "get") else None
+        if path is None:
+            continue
+        path = Path(str(path))
+        if path.parent.name in ("models", "optim") and f"{path.parent.name}/{path.name}" not in own:
+            names.append(path.stem)
+    return names
 
 
 class RunConfigSaver(SaveConfigCallback):
@@ -71,6 +130,7 @@ class ImgclsCLI(LightningCLI):
     def __init__(self, args: Any = None, run: bool = True, **kwargs: Any) -> None:
         kwargs.setdefault("save_config_callback", RunConfigSaver)
         kwargs.setdefault("parser_kwargs", {"parser_mode": "yaml"})
+        kwargs.setdefault("parser_class", ImgclsArgumentParser)
         super().__init__(
             ImageClassifier,
             ImageDataModule,
@@ -103,6 +163,10 @@ class ImgclsCLI(LightningCLI):
             parser.link_arguments("model.monitor", f"{key}.monitor")
             parser.link_arguments("model.monitor", f"{key}.mode", compute_fn=monitor_mode)
         parser.add_lightning_class_args(TestReportWriter, "report")
+        parser.add_lightning_class_args(PredictionWriter, "predictions")
+        parser.add_lightning_class_args(RunInfoWriter, "run_info")
+        parser.add_lightning_class_args(TensorBoardReports, "tensorboard")
+        parser.add_lightning_class_args(ThroughputMonitor, "throughput")
 
     # --- run folders and checkpoint aliases -----------------------------------------------------
 
@@ -116,6 +180,7 @@ class ImgclsCLI(LightningCLI):
         if not name:
             files = [f for f in (config.get("config") or []) if f is not None]
             name = Path(str(files[-1])).stem if files else "default"
+            name = "-".join([name, *_piece_names(config)])
             config["experiment"] = name
         return Path(config.get("runs_dir") or "runs") / name
 
@@ -145,8 +210,15 @@ class ImgclsCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         trainer_config = self._get(self.config_init, "trainer", default={})
+        experiment_dir = self._experiment_dir()
+        if trainer_config.get("default_root_dir") is None:
+            # fast_dev_run swaps the logger for a dummy: keep its files out of the working directory
+            # and apart from real runs
+            smoke_test = bool(trainer_config.get("fast_dev_run"))
+            kwargs["default_root_dir"] = str(
+                experiment_dir / "fast_dev_run" if smoke_test else experiment_dir
+            )
         if trainer_config.get("logger") in (None, True):
-            experiment_dir = self._experiment_dir()
             kwargs["logger"] = TensorBoardLogger(
                 save_dir=str(experiment_dir.parent),
                 name=experiment_dir.name,

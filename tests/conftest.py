@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -7,6 +9,11 @@ import pytest
 from tests.fixtures import make_all
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # decoded-image caches (~/.cache/imgcls) and library caches of the tests stay out of the user's home
+    os.environ["HOME"] = tempfile.mkdtemp(prefix="imgcls-test-home-")
 
 
 @pytest.fixture(scope="session")

@@ -133,3 +133,42 @@ def test_bundled_eurosat_sample_trains_far_above_chance(tmp_path: Path) -> None:
     main(["test", *args, "--ckpt_path=best"])
     metrics = json.loads((tmp_path / "eurosat_sample" / "version_0" / "metrics.json").read_text())
     assert metrics["test_acc"] > 0.5, metrics  # chance is 0.10
+
+
+@pytest.mark.parametrize(
+    ("config", "pieces", "expected"),
+    [
+        ("cifar10_scratch", [], "cifar10_scratch"),
+        (
+            "cifar10_scratch",
+            [
+                "--model",
+                "configs/base/models/resnet50.yaml",
+                "--model.optimizer",
+                "configs/base/optim/adam.yaml",
+            ],
+            "cifar10_scratch-resnet50-adam",
+        ),
+        ("cnn64_mnist", ["--model", "configs/base/models/vgg16.yaml"], "cnn64_mnist-vgg16"),
+    ],
+)
+def test_variants_get_their_own_run_folder(config: str, pieces: list[str], expected: str) -> None:
+    from imgcls.cli import ImgclsCLI
+
+    seen = []
+
+    class Probe(ImgclsCLI):
+        def before_instantiate_classes(self) -> None:
+            seen.append(self._experiment_dir().name)
+            raise SystemExit(0)
+
+    with pytest.raises(SystemExit):
+        Probe(
+            args=[
+                "fit",
+                "--config",
+                str(REPO / "configs" / f"{config}.yaml"),
+                *[str(REPO / p) if p.endswith(".yaml") else p for p in pieces],
+            ]
+        )
+    assert seen == [expected]
