@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import DEFAULT_ROOT, print_table, report, run_variant
+from benchmarks.common import benchmark_parser, print_table, report, run_variant
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "eurosat_resnet18_fast.yaml"
 
@@ -127,14 +127,9 @@ VARIANTS = {"imgcls": run_imgcls, "handwritten": run_handwritten}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--root", default=DEFAULT_ROOT, help="EuroSAT RGB folder")
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--train-batches", type=int, default=0, help="training batches; 0: the whole epoch")
     parser.add_argument("--val-batches", type=int, default=0, help="validation batches; 0: all")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--cache-dir", default=None, help="reuse this imgcls cache; default: build a fresh one"

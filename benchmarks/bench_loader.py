@@ -19,7 +19,7 @@ import statistics
 import tempfile
 import time
 
-from benchmarks.common import DEFAULT_ROOT, print_table, report, run_variant, time_batches
+from benchmarks.common import benchmark_parser, print_table, report, run_variant, time_batches
 
 
 def run_torchvision(args: argparse.Namespace) -> dict:
@@ -88,15 +88,10 @@ VARIANTS = {"torchvision": run_torchvision, "imgcls": run_imgcls}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--root", default=DEFAULT_ROOT, help="EuroSAT RGB folder")
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--batches", type=int, default=60, help="timed batches per variant")
     parser.add_argument("--warmup", type=int, default=3, help="untimed batches first (worker start-up)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each side")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--workers", type=int, default=2)
     # One main thread: with the workers busy on the other core, a second OpenMP thread mostly waits
     # on a shared 2-core machine (measured: 13,000 vs 2,000 images/s under load).
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the main process")

@@ -18,7 +18,7 @@ import tempfile
 import time
 from typing import Any
 
-from benchmarks.common import DEFAULT_ROOT, report, run_variant
+from benchmarks.common import benchmark_parser, report, run_variant
 
 
 def build(args: argparse.Namespace, cache_dir: str) -> tuple[Any, Any]:
@@ -112,15 +112,10 @@ def run_both(args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--root", default=DEFAULT_ROOT, help="EuroSAT RGB folder")
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--steps", type=int, default=8, help="timed steps per round and side")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first in each round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the two sides")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--backbone", default="resnet18")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)

@@ -6,6 +6,7 @@ with another for the CPU, and each one's peak RSS (the process plus its DataLoad
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -21,6 +22,15 @@ import psutil
 
 RESULT_PREFIX = "BENCHMARK-RESULT "
 DEFAULT_ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "eurosat_rgb")
+
+
+def benchmark_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options every benchmark shares: the data folder, batch size and loader workers."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", default=DEFAULT_ROOT, help="EuroSAT RGB folder")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--workers", type=int, default=2)
+    return parser
 
 
 def report(result: dict[str, Any]) -> None:

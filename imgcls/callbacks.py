@@ -16,14 +16,9 @@ import yaml
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchmetrics import MetricCollection
-from torchmetrics.classification import (
-    MulticlassConfusionMatrix,
-    MulticlassF1Score,
-    MulticlassPrecision,
-    MulticlassRecall,
-)
 
 from imgcls.analysis import plots
+from imgcls.reporting import classification_metrics
 
 log = logging.getLogger(__name__)
 
@@ -104,16 +99,8 @@ class TensorBoardReports(Callback):
         if trainer.sanity_checking or not (self.confusion_matrix or self.per_class_metrics):
             self.metrics = None
             return
-        n = pl_module.hparams.num_classes
-        self.metrics = MetricCollection(
-            {
-                "confusion": MulticlassConfusionMatrix(n),
-                "precision": MulticlassPrecision(n, average="none", zero_division=0),
-                "recall": MulticlassRecall(n, average="none", zero_division=0),
-                "f1": MulticlassF1Score(n, average="none", zero_division=0),
-            },
-            compute_groups=False,
-        ).to(pl_module.device)
+        self.metrics = classification_metrics(pl_module.hparams.num_classes, averages=("none",))
+        self.metrics = self.metrics.to(pl_module.device)
 
     def on_validation_batch_end(
         self,
@@ -135,7 +122,9 @@ class TensorBoardReports(Callback):
         names = [str(c) for c in getattr(pl_module, "class_names", range(pl_module.hparams.num_classes))]
         if self.per_class_metrics:
             for metric in ("precision", "recall", "f1"):
-                values = {f"val_{metric}/{name}": results[metric][i] for i, name in enumerate(names)}
+                values = {
+                    f"val_{metric}/{name}": results[f"{metric}_none"][i] for i, name in enumerate(names)
+                }
                 # already synchronized; sync_dist only keeps Lightning from warning (a mean of equal values)
                 pl_module.log_dict(values, on_step=False, on_epoch=True, sync_dist=True)
         writer = _tensorboard(trainer)

@@ -36,9 +36,12 @@ from imgcls.analysis.summary import count_gflops
 log = logging.getLogger(__name__)
 
 
-def _report_metrics(num_classes: int) -> MetricCollection:
+def classification_metrics(
+    num_classes: int, averages: tuple[str, ...] = ("none", "macro", "weighted")
+) -> MetricCollection:
+    """Confusion matrix plus precision, recall and F1 per average (``precision_none`` is per class)."""
     metrics: dict[str, Any] = {"confusion": MulticlassConfusionMatrix(num_classes)}
-    for average in ("none", "macro", "weighted"):
+    for average in averages:
         metrics[f"precision_{average}"] = MulticlassPrecision(num_classes, average=average, zero_division=0)
         metrics[f"recall_{average}"] = MulticlassRecall(num_classes, average=average, zero_division=0)
         metrics[f"f1_{average}"] = MulticlassF1Score(num_classes, average=average, zero_division=0)
@@ -183,9 +186,8 @@ class TestReportWriter(Callback):
         return Path(folder)
 
     def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.metrics = _report_metrics(pl_module.hparams.num_classes).to(pl_module.device)
+        self.metrics = classification_metrics(pl_module.hparams.num_classes).to(pl_module.device)
         self._predictions = _PredictionCollector(self.top_k)
-        self._started = time.perf_counter()
 
     def on_test_batch_end(
         self,
@@ -231,7 +233,6 @@ class TestReportWriter(Callback):
                 "test_f1_macro": _number(results["f1_macro"]),
                 "test_f1_weighted": _number(results["f1_weighted"]),
                 "test_samples": int(confusion.sum()),
-                "test_seconds": round(time.perf_counter() - self._started, 3),
                 **checkpoint_info(trainer.ckpt_path),
             }
         )
