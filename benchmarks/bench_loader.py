@@ -7,7 +7,7 @@ up to ``--max-translate-px``), batch size and workers:
 - torchvision: ``ImageFolder`` decodes each JPEG with PIL in the workers, per-image
   ``RandomHorizontalFlip`` + ``RandomAffine`` + ``ToTensor`` + ``Normalize``, default collate.
 - imgcls: ``EuroSATDataModule`` (decoded-once uint8 cache, one batch per loader item) and its
-  ``transform_batch`` (kornia batch augmentation with per-sample parameters, then normalization).
+  ``transform_batch`` (shift and mirror per sample on the uint8 batch, then float and normalization).
 
     python -m benchmarks.bench_loader --root ../shared/data/eurosat_rgb --batches 60
 """

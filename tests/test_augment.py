@@ -1,0 +1,78 @@
+"""Batch augmentation: RandomShiftFlip gives exactly the shifted and mirrored images, per sample."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from imgcls.data.transforms import RandomShiftFlip, build_augmentation
+from imgcls.errors import ConfigError
+
+
+def candidates(image: torch.Tensor, max_px: int, fill: str) -> list[tuple[int, int, bool, torch.Tensor]]:
+    """Every image a shift of up to ``max_px`` plus an optional mirror can make, built one by one."""
+    h, w = image.shape[-2:]
+    padded = F.pad(image[None].float(), (max_px,) * 4, mode=fill)[0].to(image.dtype)
+    out = []
+    for dy in range(-max_px, max_px + 1):
+        for dx in range(-max_px, max_px + 1):
+            crop = padded[:, max_px + dy : max_px + dy + h, max_px + dx : max_px + dx + w]
+            out += [(dy, dx, False, crop), (dy, dx, True, crop.flip(-1))]
+    return out
+
+
+def match(
+    out: torch.Tensor, options: list[tuple[int, int, bool, torch.Tensor]]
+) -> list[tuple[int, int, bool]]:
+    return [(dy, dx, flipped) for dy, dx, flipped, image in options if torch.equal(out, image)]
+
+
+@pytest.mark.parametrize("fill", ["constant", "replicate"])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_each_output_is_a_shifted_or_mirrored_copy(fill: str, dtype: torch.dtype) -> None:
+    torch.manual_seed(0)
+    max_px = 2
+    # distinct values, so that only one shift and mirror can explain an output
+    images = (torch.randperm(256)[: 2 * 3 * 6 * 7].view(2, 3, 6, 7)).to(dtype)
+    images = images.repeat(100, 1, 1, 1)
+    out = RandomShiftFlip(max_px, fill)(images)
+    assert out.shape == images.shape and out.dtype == dtype
+    seen = set()
+    for source, result in zip(images, out, strict=True):
+        found = match(result, candidates(source, max_px, fill))
+        assert found, "an output is no shift or mirror of its input"
+        seen.update(found)
+    # 200 draws over 50 outcomes reach both directions, both mirrors and the unshifted image
+    assert {dy for dy, _, _ in seen} == set(range(-max_px, max_px + 1))
+    assert {dx for _, dx, _ in seen} == set(range(-max_px, max_px + 1))
+    assert {flipped for _, _, flipped in seen} == {False, True}
+
+
+def test_flip_only_keeps_or_mirrors_each_image() -> None:
+    torch.manual_seed(1)
+    image = torch.arange(3 * 4 * 5, dtype=torch.uint8).view(1, 3, 4, 5).repeat(64, 1, 1, 1)
+    out = build_augmentation("flip", 4, 3)(image)
+    mirrored = torch.tensor([torch.equal(o, image[0].flip(-1)) for o in out])
+    kept = torch.tensor([torch.equal(o, image[0]) for o in out])
+    assert bool((mirrored | kept).all()) and mirrored.any() and kept.any()
+
+
+def test_uint8_and_float_batches_get_the_same_draws() -> None:
+    images = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
+    augment = RandomShiftFlip(3, "replicate")
+    torch.manual_seed(7)
+    from_bytes = augment(images).float()
+    torch.manual_seed(7)
+    from_floats = augment(images.float())
+    assert torch.equal(from_bytes, from_floats)
+
+
+def test_presets_and_bad_settings() -> None:
+    assert build_augmentation("flip_translate", 64, 3, max_translate_px=6).max_px == 6
+    shift_flip = build_augmentation("shift_flip", (30, 40), 1)
+    assert (shift_flip.max_px, shift_flip.fill) == (3, "replicate")
+    with pytest.raises(ConfigError, match="fill"):
+        RandomShiftFlip(2, "reflect")
+    with pytest.raises(ConfigError, match="0 or more"):
+        RandomShiftFlip(-1)
