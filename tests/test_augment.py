@@ -76,3 +76,16 @@ def test_presets_and_bad_settings() -> None:
         RandomShiftFlip(2, "reflect")
     with pytest.raises(ConfigError, match="0 or more"):
         RandomShiftFlip(-1)
+
+
+def test_overhead_preset_reaches_all_eight_orientations() -> None:
+    torch.manual_seed(3)
+    image = torch.randperm(3 * 5 * 5).view(1, 3, 5, 5).to(torch.uint8)
+    orientations = []
+    for turns in range(4):
+        turned = image[0].rot90(turns, (-2, -1))
+        orientations += [turned, turned.flip(-1)]
+    out = build_augmentation("overhead", 5, 3, max_translate_px=0)(image.repeat(200, 1, 1, 1))
+    hits = [sum(torch.equal(o, orientation) for o in out) for orientation in orientations]
+    assert sum(hits) == 200, "an output is no flip or quarter turn of the input"
+    assert min(hits) >= 10, f"orientations far from equally likely: {hits}"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
 import timm
 import torch
 import torchvision
+from lightning.pytorch import Trainer
 from torch import nn
 
 from imgcls import ImageClassifier
@@ -103,6 +105,40 @@ def test_plateau_scheduler_follows_monitor() -> None:
     )
     with pytest.raises(ConfigError, match="mode"):
         wrong.configure_optimizers()
+
+
+@pytest.mark.parametrize(("interval", "total"), [("step", 3 * 4), ("epoch", 3 + 1)])
+def test_one_cycle_without_length_gets_the_runs_length(interval: str, total: int, tmp_path: Path) -> None:
+    """As from YAML: a OneCycleLR partial with total_steps left null spans the whole run."""
+    one_cycle = functools.partial(
+        torch.optim.lr_scheduler.OneCycleLR, max_lr=0.1, total_steps=None, epochs=None, steps_per_epoch=None
+    )
+    model = ImageClassifier(
+        "test_resnet",
+        num_classes=3,
+        optimizer=lambda params: torch.optim.SGD(params, lr=0.1, momentum=0.9),
+        lr_scheduler=one_cycle,
+        scheduler_interval=interval,
+    )
+    images = torch.randn(16, 3, 16, 16)
+    labels = torch.arange(16) % 3
+    batches = [{"image": images[i : i + 4], "label": labels[i : i + 4]} for i in range(0, 16, 4)]
+    trainer = Trainer(
+        max_epochs=3,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
+    scheduler = trainer.lr_scheduler_configs[0].scheduler
+    assert scheduler.total_steps == total
+    # stepped through the whole schedule without OneCycleLR's "tried to step ... times" error
+    assert scheduler.last_epoch == 3 * 4 if interval == "step" else scheduler.last_epoch == 3
+    with pytest.raises(ConfigError, match="scheduler_interval"):
+        ImageClassifier("test_resnet", num_classes=3, scheduler_interval="batch")
 
 
 @pytest.mark.parametrize("name", ["resnet18", "torchvision/resnet18", "torchvision/mobilenet_v2"])

@@ -21,6 +21,7 @@ AUGMENTATIONS = {
     "none": "no augmentation",
     "flip": "random horizontal flip",
     "flip_translate": "horizontal flip + random translation up to max_translate_px pixels (EuroSAT study: 30 px at 224)",
+    "overhead": "the 8 flips and 90-degree rotations + translation up to max_translate_px (satellite and aerial views have no up)",
     "shift_flip": "width/height shift up to 10% + horizontal flip (MNIST / CIFAR-10 study)",
     "intel_study": "rotation up to 90 deg, shift 20%, shear, zoom 0.8-1.2, horizontal flip (Intel study)",
     "trivialaugment": "TrivialAugment + horizontal flip (a strong modern default)",
@@ -45,17 +46,21 @@ class RandomShiftFlip(nn.Module):
         fill: ``constant`` (zeros, torchvision's ``RandomAffine``) or ``replicate`` (edge pixels,
             Keras' ``nearest``).
         flip: whether to flip at all.
+        dihedral: also flip vertically and transpose (square images), each with p=0.5: all 8 flips
+            and quarter turns, equally likely. For views from above, which have no up.
     """
 
     works_on_uint8 = True
 
-    def __init__(self, max_px: int = 0, fill: str = "constant", flip: bool = True) -> None:
+    def __init__(
+        self, max_px: int = 0, fill: str = "constant", flip: bool = True, dihedral: bool = False
+    ) -> None:
         super().__init__()
         if max_px < 0:
             raise ConfigError(f"the largest shift must be 0 or more pixels, got {max_px}")
         if fill not in ("constant", "replicate"):
             raise ConfigError(f"fill must be 'constant' or 'replicate', got {fill!r}")
-        self.max_px, self.fill, self.flip = max_px, fill, flip
+        self.max_px, self.fill, self.flip, self.dihedral = max_px, fill, flip, dihedral
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         b, _, h, w = images.shape
@@ -72,14 +77,25 @@ class RandomShiftFlip(nn.Module):
             # the mirror of a padded image, cropped at a uniform offset, is the crop's mirror
             source = source + b * torch.randint(0, 2, (b,), device=device)
             padded = torch.cat([padded, padded.flip(-1)])
-        if not self.max_px:
-            return padded[source]
-        dy, dx = torch.randint(0, 2 * self.max_px + 1, (2, b), device=device)
-        windows = padded.unfold(2, h, 1).unfold(3, w, 1)  # (B', C, 2m+1, 2m+1, H, W), a view
-        return windows[source, :, dy, dx]
+        if self.max_px:
+            dy, dx = torch.randint(0, 2 * self.max_px + 1, (2, b), device=device)
+            windows = padded.unfold(2, h, 1).unfold(3, w, 1)  # (B', C, 2m+1, 2m+1, H, W), a view
+            out = windows[source, :, dy, dx]
+        else:
+            out = padded[source]
+        if self.dihedral:
+            out = self._flip_where(out, out.flip(-2))
+            if h == w:
+                out = self._flip_where(out, out.transpose(-1, -2))
+        return out
+
+    @staticmethod
+    def _flip_where(images: torch.Tensor, changed: torch.Tensor) -> torch.Tensor:
+        chosen = torch.rand(images.shape[0], device=images.device) < 0.5
+        return torch.where(chosen.view(-1, 1, 1, 1), changed, images)
 
     def extra_repr(self) -> str:
-        return f"max_px={self.max_px}, fill={self.fill!r}, flip={self.flip}"
+        return f"max_px={self.max_px}, fill={self.fill!r}, flip={self.flip}, dihedral={self.dihedral}"
 
 
 def build_augmentation(
@@ -109,6 +125,8 @@ def build_augmentation(
         return RandomShiftFlip()
     if name == "flip_translate":
         return RandomShiftFlip(max_translate_px, "constant")
+    if name == "overhead":
+        return RandomShiftFlip(max_translate_px, "constant", dihedral=True)
     if name == "shift_flip":
         return RandomShiftFlip(round(0.1 * min(size)), "replicate")
     flip = K.RandomHorizontalFlip()

@@ -45,7 +45,11 @@ class ImageClassifier(LightningModule):
         freeze_backbone: train the head only; the backbone's batch-norm statistics stay frozen too.
         head_lr_multiplier: the head's learning rate is the optimizer's times this.
         optimizer: optimizer class and arguments (``class_path``/``init_args`` in YAML).
-        lr_scheduler: optional scheduler; ``ReduceLROnPlateau`` follows ``monitor``.
+        lr_scheduler: optional scheduler; ``ReduceLROnPlateau`` follows ``monitor``. A ``OneCycleLR``
+            without ``total_steps`` (and without ``epochs``) gets the run's length: its optimizer steps
+            with ``scheduler_interval: step``, its epochs + 1 otherwise (so the last epoch still learns).
+        scheduler_interval: ``epoch`` or ``step``: when the scheduler steps (``ReduceLROnPlateau``
+            always steps per epoch, after validation).
         monitor: the metric that early stopping, checkpointing and ReduceLROnPlateau follow.
         label_smoothing: cross-entropy label smoothing.
         channels_last: keep weights and images in channels-last memory order (faster convolutions on
@@ -69,6 +73,7 @@ class ImageClassifier(LightningModule):
         head_lr_multiplier: float = 1.0,
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_scheduler: LRSchedulerCallable | None = None,
+        scheduler_interval: str = "epoch",
         monitor: str = "val_loss",
         label_smoothing: float = 0.0,
         channels_last: bool = False,
@@ -79,6 +84,10 @@ class ImageClassifier(LightningModule):
         if class_names is not None and len(class_names) != num_classes:
             raise ConfigError(
                 f"model.num_classes is {num_classes} but {len(class_names)} class names were given"
+            )
+        if scheduler_interval not in ("epoch", "step"):
+            raise ConfigError(
+                f"model.scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}"
             )
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
@@ -184,7 +193,7 @@ class ImageClassifier(LightningModule):
                 group["lr"] = optimizer.defaults["lr"] * self.hparams.head_lr_multiplier
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer)
+        scheduler = self.scheduler_factory(optimizer, **self._run_length_arguments())
         if isinstance(scheduler, ReduceLROnPlateau):
             if scheduler.mode != self.monitor_mode:
                 raise ConfigError(
@@ -195,7 +204,30 @@ class ImageClassifier(LightningModule):
                 "optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "monitor": self.hparams.monitor},
             }
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        interval = self.hparams.scheduler_interval
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+
+    def _run_length_arguments(self) -> dict[str, int]:
+        """``total_steps`` for a one-cycle schedule left without a length: the steps this run takes."""
+        configured = getattr(self.scheduler_factory, "keywords", {})
+        if "total_steps" not in configured or configured["total_steps"] is not None:
+            return {}
+        if configured.get("epochs") is not None:
+            return {}
+        if self.hparams.scheduler_interval == "step":
+            total = self.trainer.estimated_stepping_batches
+            unit = "optimizer steps (trainer.estimated_stepping_batches)"
+        else:
+            # one more than the epochs: the schedule's last value (almost 0) is never trained with
+            total = self.trainer.max_epochs + 1 if self.trainer.max_epochs not in (None, -1) else None
+            unit = "= trainer.max_epochs + 1"
+        if total is None or total < 0 or total == float("inf"):
+            raise ConfigError(
+                "the learning-rate schedule needs the run's length; set trainer.max_epochs or the "
+                "scheduler's total_steps"
+            )
+        log.info("scheduler total_steps = %d, %s", total, unit)
+        return {"total_steps": int(total)}
 
     # --- checkpoints ----------------------------------------------------------------------------
 
