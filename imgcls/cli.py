@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+import torch
 import yaml
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
@@ -151,6 +152,14 @@ class ImgclsCLI(LightningCLI):
         parser.add_argument(
             "--runs_dir", type=str, default="runs", help="Folder that holds every experiment's runs."
         )
+        parser.add_argument(
+            "--threads",
+            type=int | None,
+            default=None,
+            help="CPU threads of torch's operators (torch.set_num_threads). Default: PyTorch's, one per core. "
+            "On a machine shared with other jobs set it to the cores this run may use; too many threads "
+            "for the free cores make every step wait on the slowest.",
+        )
         for attribute in ("num_classes", "in_chans", "class_names"):
             parser.link_arguments(f"data.{attribute}", f"model.{attribute}", apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
@@ -187,6 +196,13 @@ class ImgclsCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
         config = self._subconfig()
+        threads = config.get("threads")
+        if threads is not None:
+            if threads < 1:
+                raise ConfigError(
+                    f"--threads must be 1 or more, got {threads}; leave it out for one per core"
+                )
+            torch.set_num_threads(threads)
         experiment_dir = self._experiment_dir()
         ckpt_path = config.get("ckpt_path")
         if ckpt_path in CHECKPOINT_ALIASES:

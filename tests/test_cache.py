@@ -206,3 +206,27 @@ def test_other_sizes_of_the_same_folder_are_kept(eurosat_root: Path, tmp_path: P
     make_datamodule(eurosat_root, tmp_path / "cache", image_size=16)
     make_datamodule(eurosat_root, tmp_path / "cache", image_size=24)
     assert len(cache_files(tmp_path / "cache")) == 2
+
+
+def test_max_per_class_caches_only_the_images_it_uses(eurosat_root: Path, tmp_path: Path) -> None:
+    """A capped subset decodes its own images only, beside (not over) the whole pool's cache."""
+    cache = tmp_path / "cache"
+    whole = make_datamodule(eurosat_root, cache)
+    capped = make_datamodule(eurosat_root, cache, max_per_class=3, val_fraction=0.34, test_fraction=0.5)
+    streamed = make_datamodule(
+        eurosat_root, cache, max_per_class=3, val_fraction=0.34, test_fraction=0.5, cache="never"
+    )
+    used = sum(len(capped.datasets[split]) for split in ("train", "val", "test"))
+    assert used == 60 and len(capped.datasets["train"].dataset) == used
+    assert len(whole.datasets["train"].dataset) > used
+    assert len(cache_files(cache)) == 2  # the whole pool's file survives the subset's build
+    for split in ("train", "val", "test"):
+        assert np.array_equal(capped.split_targets(split), streamed.split_targets(split))
+        a, b = all_batches(capped._loader(split)), all_batches(streamed._loader(split))
+        assert all(torch.equal(a[key], b[key]) for key in a)
+        names = [capped.sample_name(split, int(i)) for i in a["index"]]
+        assert names == [streamed.sample_name(split, int(i)) for i in b["index"]]
+        # the same files a whole-pool run would put in this split
+        assert all(Path(name).parent.parent == eurosat_root for name in names)
+    make_datamodule(eurosat_root, cache, max_per_class=4, val_fraction=0.34, test_fraction=0.5)
+    assert len(cache_files(cache)) == 3  # another cap, another file; neither removes the other

@@ -172,3 +172,18 @@ def test_variants_get_their_own_run_folder(config: str, pieces: list[str], expec
             ]
         )
     assert seen == [expected]
+
+
+def test_threads_sets_torch_threads_and_rejects_zero(
+    cli_args: list[str], capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from imgcls.cli import ImgclsCLI
+
+    calls: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    cli = ImgclsCLI(args=[*cli_args, "--threads=1"], run=False)
+    assert cli.config["threads"] == 1 and calls == [1]
+    err = run_error(["fit", *cli_args, "--threads=0"], capsys)
+    assert "--threads must be 1 or more" in err

@@ -160,37 +160,58 @@ class ImageDataModule(LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        pools = {name: self._cached(name, pool) for name, pool in self._pools().items()}
-        fit = pools["fit"]
-        targets = np.asarray(fit.targets)
+        pools = self._pools()
+        splits = self._split_indices(pools)
+        variant = ""
+        if self.max_per_class is not None:
+            # decode only what the capped splits use, not the whole pool
+            pools, splits = self._narrow(pools, splits)
+            variant = f"max{self.max_per_class}-seed{self.seed}"
+        pools = {name: self._cached(name, pool, variant) for name, pool in pools.items()}
+        self.datasets = {split: self._subset(pools[pool], idx) for split, (pool, idx) in splits.items()}
+        self.datasets["predict"] = self._predict_pool() if self.predict_root else self.datasets["test"]
+
+    def _split_indices(self, pools: dict[str, Dataset]) -> dict[str, tuple[str, np.ndarray]]:
+        """``{split: (pool name, indices into that pool)}`` for train, val and test; no decoding."""
+        targets = np.asarray(pools["fit"].targets)
         self._check_labels(targets, "training pool")
         everything = np.arange(len(targets))
         if "test" in pools:
             trainval = everything
-            test_pool = pools["test"]
-            test_targets = np.asarray(test_pool.targets)
+            test_targets = np.asarray(pools["test"].targets)
             self._check_labels(test_targets, "test pool")
-            test_idx = cap_per_class(
-                np.arange(len(test_targets)), test_targets, self.max_per_class, self.seed
+            test = (
+                "test",
+                cap_per_class(np.arange(len(test_targets)), test_targets, self.max_per_class, self.seed),
             )
         else:
             trainval, test_idx = stratified_split(
                 everything, targets, self.test_fraction, self.seed, purpose=1
             )
-            test_pool = fit
-            test_idx = cap_per_class(test_idx, targets, self.max_per_class, self.seed)
+            test = ("fit", cap_per_class(test_idx, targets, self.max_per_class, self.seed))
         trainval = cap_per_class(trainval, targets, self.max_per_class, self.seed)
         train_idx, val_idx = stratified_split(trainval, targets, self.val_fraction, self.seed, purpose=2)
         if len(train_idx) == 0:
             raise DataError(
                 f"no training images left in {self.root} after the split; add images or lower the fractions"
             )
-        self.datasets = {
-            "train": self._subset(fit, train_idx),
-            "val": self._subset(fit, val_idx),
-            "test": self._subset(test_pool, test_idx),
-        }
-        self.datasets["predict"] = self._predict_pool() if self.predict_root else self.datasets["test"]
+        return {"train": ("fit", train_idx), "val": ("fit", val_idx), "test": test}
+
+    @staticmethod
+    def _narrow(
+        pools: dict[str, Dataset], splits: dict[str, tuple[str, np.ndarray]]
+    ) -> tuple[dict[str, Dataset], dict[str, tuple[str, np.ndarray]]]:
+        """Pools cut down to the images the splits use, and the splits' indices into the cut pools."""
+        pools, splits = dict(pools), dict(splits)
+        for name, pool in pools.items():
+            used = np.unique(np.concatenate([idx for on, idx in splits.values() if on == name]))
+            if len(used) == len(pool) or not hasattr(pool, "select"):
+                continue
+            pools[name] = pool.select(used)
+            for split, (on, idx) in splits.items():
+                if on == name:
+                    splits[split] = (on, np.searchsorted(used, idx))
+        return pools, splits
 
     @staticmethod
     def _subset(pool: Dataset, indices: np.ndarray) -> Dataset:
@@ -200,8 +221,12 @@ class ImageDataModule(LightningDataModule):
 
     # --- the decoded cache ----------------------------------------------------------------------
 
-    def _cached(self, name: str, pool: Dataset) -> Dataset:
-        """``pool`` as a ``CachedImages`` when the cache mode and budget allow, else unchanged."""
+    def _cached(self, name: str, pool: Dataset, variant: str = "") -> Dataset:
+        """``pool`` as a ``CachedImages`` when the cache mode and budget allow, else unchanged.
+
+        ``variant`` names a selection of the pool (``max_per_class``), which gets a cache file of its
+        own beside the whole pool's.
+        """
         if self.cache == "never" or len(pool) == 0:
             return pool
         fingerprint = source_fingerprint(pool)
@@ -224,7 +249,9 @@ class ImageDataModule(LightningDataModule):
         # removes the outdated file, and never touches a cache of the same folder at another size
         where = f"{self.root.resolve()}|{fingerprint['image_size']}|{fingerprint['in_chans']}"
         origin = hashlib.sha256(where.encode()).hexdigest()[:8]
-        prefix = f"{type(self).__name__.lower()}-{name}-{origin}"
+        # ("fit.max200-seed0", not "fit-max200...": the whole pool's prefix must not match the selection's)
+        pool_name = f"{name}.{variant}" if variant else name
+        prefix = f"{type(self).__name__.lower()}-{pool_name}-{origin}"
         path = self.cache_dir / f"{prefix}-{cache_key(fingerprint)}.npy"
         if not path.is_file():
             log.info(

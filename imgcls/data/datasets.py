@@ -78,6 +78,11 @@ class ImageFileDataset(Dataset):
     def sample_name(self, index: int) -> str:
         return self.paths[index]
 
+    def select(self, indices: np.ndarray) -> ImageFileDataset:
+        """The images at ``indices`` only, as a dataset of their own (what a subset needs to cache)."""
+        paths = [self.paths[i] for i in indices]
+        return ImageFileDataset(paths, self.targets[indices], self.in_chans, self.image_size)
+
 
 class ArrayImageDataset(Dataset):
     """Images held in one uint8 array of shape (N, H, W) or (N, H, W, C) (MNIST, CIFAR-10)."""
@@ -88,6 +93,7 @@ class ArrayImageDataset(Dataset):
         targets: Sequence[int],
         in_chans: int,
         image_size: int | None = None,
+        ids: Sequence[int] | None = None,
     ) -> None:
         images = torch.as_tensor(images)
         if images.ndim == 3:
@@ -96,6 +102,8 @@ class ArrayImageDataset(Dataset):
         self.targets = np.asarray(targets, dtype=np.int64)
         self.in_chans = in_chans
         self.image_size = image_size
+        # positions in the original array, which sample names report
+        self.ids = np.arange(len(images)) if ids is None else np.asarray(ids, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -111,7 +119,14 @@ class ArrayImageDataset(Dataset):
         return {"image": image, "label": int(self.targets[index]), "index": index}
 
     def sample_name(self, index: int) -> str:
-        return str(index)
+        return str(int(self.ids[index]))
+
+    def select(self, indices: np.ndarray) -> ArrayImageDataset:
+        """The images at ``indices`` only, as a dataset of their own (what a subset needs to cache)."""
+        chosen = torch.as_tensor(indices, dtype=torch.int64)
+        return ArrayImageDataset(
+            self.images[chosen], self.targets[indices], self.in_chans, self.image_size, self.ids[indices]
+        )
 
 
 def list_class_folders(root: Path) -> list[str]:
