@@ -163,8 +163,18 @@ class ImgclsCLI(LightningCLI):
         for attribute in ("num_classes", "in_chans", "class_names"):
             parser.link_arguments(f"data.{attribute}", f"model.{attribute}", apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({"checkpoint.filename": "best", "checkpoint.save_top_k": 1})
+        # last.ckpt by a checkpoint of its own: since Lightning 2.6, ModelCheckpoint(save_last=True)
+        # rewrites last.ckpt only when a top-k checkpoint is saved at the same step, so it would hold
+        # the best epoch, and a resume from it would lose every epoch after that
+        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
         parser.set_defaults(
-            {"checkpoint.filename": "best", "checkpoint.save_top_k": 1, "checkpoint.save_last": True}
+            {
+                "last_checkpoint.filename": "last",
+                "last_checkpoint.monitor": None,
+                "last_checkpoint.save_top_k": 1,
+                "last_checkpoint.enable_version_counter": False,
+            }
         )
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")
         parser.set_defaults({"early_stopping.patience": 10})

@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+from lightning.pytorch import Callback, LightningModule, Trainer
 
 from imgcls.cli import main
 from tests.conftest import REPO
@@ -81,6 +83,28 @@ def test_resume_continues_in_the_same_run_folder(
     main(["fit", *cli_args, "--trainer.max_epochs=3", "--ckpt_path=last"])
     assert not (tmp_path / "eurosat_sample" / "version_1").exists()
     assert (trained_run / "config.yaml").is_file() and (trained_run / "config_fit.yaml").is_file()
+
+
+class RisingErrorProbe(Callback):
+    """Logs ``val_err_probe`` = the epoch number: a monitored error that gets worse every epoch."""
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        pl_module.log("val_err_probe", float(trainer.current_epoch))
+
+
+def test_last_checkpoint_is_the_last_epoch_not_the_best(cli_args: list[str], tmp_path: Path) -> None:
+    """Lightning 2.6's save_last would leave last.ckpt at the best epoch (0 here); resume needs the last."""
+    probe = ["--model.monitor=val_err_probe", "--trainer.callbacks+=tests.test_cli.RisingErrorProbe"]
+    main(["fit", *cli_args, *probe, "--trainer.max_epochs=3"])
+    checkpoints = tmp_path / "eurosat_sample" / "version_0" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best.ckpt", "last.ckpt"]
+    best = torch.load(checkpoints / "best.ckpt", map_location="cpu", weights_only=False)
+    last = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=False)
+    assert (best["epoch"], last["epoch"]) == (0, 2)
+    assert last["global_step"] == 3 * 2  # limit_train_batches=2
+    main(["fit", *cli_args, *probe, "--trainer.max_epochs=4", "--ckpt_path=last"])
+    resumed = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=False)
+    assert (resumed["epoch"], resumed["global_step"]) == (3, 4 * 2)
 
 
 def test_print_config_shows_the_resolved_config(capsys: pytest.CaptureFixture) -> None:
