@@ -164,7 +164,8 @@ class TestReportWriter(Callback):
     """Write the test report into the run folder when ``test`` ends.
 
     Args:
-        output_dir: where to write; None uses the trainer's log folder (``runs/<name>/version_N``).
+        output_dir: where to write; None uses the trainer's log folder (``runs/<name>/version_N``),
+            or its ``test-<name>`` subfolder for a checkpoint of that run other than ``best.ckpt``.
         top_k: classes (with probabilities) per sample in ``predictions.csv``.
         num_examples: images of the most confident right and of the most confident wrong
             predictions in ``examples.png``; 0 skips it.
@@ -182,8 +183,19 @@ class TestReportWriter(Callback):
         self._predictions: _PredictionCollector | None = None
 
     def report_dir(self, trainer: Trainer) -> Path:
-        folder = self.output_dir or trainer.log_dir or trainer.default_root_dir
-        return Path(folder)
+        if self.output_dir:
+            return Path(self.output_dir)
+        folder = Path(trainer.log_dir or trainer.default_root_dir)
+        checkpoint = Path(trainer.ckpt_path) if trainer.ckpt_path else None
+        # the run folder holds the report of its best checkpoint; a test of another checkpoint of the
+        # same run (last.ckpt) goes beside it instead of over it
+        if (
+            checkpoint is not None
+            and checkpoint.stem != "best"
+            and checkpoint.resolve().parent.parent == folder.resolve()
+        ):
+            return folder / f"test-{checkpoint.stem}"
+        return folder
 
     def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.metrics = classification_metrics(pl_module.hparams.num_classes).to(pl_module.device)
@@ -295,7 +307,8 @@ class PredictionWriter(Callback):
     predict split (its test split); ``true`` and ``correct`` columns are filled where labels exist.
 
     Args:
-        output_dir: where to write; None uses the trainer's log folder (``runs/<name>/version_N``).
+        output_dir: where to write; None uses the trainer's log folder (``runs/<name>/version_N``),
+            or its ``test-<name>`` subfolder for a checkpoint of that run other than ``best.ckpt``.
         filename: name of the CSV.
         top_k: classes (with probabilities) per image.
     """

@@ -67,6 +67,12 @@ def test_fit_writes_run_folder_and_test_writes_reports(trained_run: Path, cli_ar
     assert matrix[0][1:] == [r["class"] for r in rows[:10]]
     assert sum(int(v) for row in matrix[1:] for v in row[1:]) == 20
     assert (trained_run / "config.yaml").is_file() and (trained_run / "config_test.yaml").is_file()
+    # another checkpoint of the run reports beside the best one's, not over it
+    main(["test", *cli_args, "--ckpt_path=last"])
+    assert json.loads((trained_run / "test-last" / "metrics.json").read_text())["checkpoint"].endswith(
+        "last.ckpt"
+    )
+    assert json.loads((trained_run / "metrics.json").read_text())["checkpoint"].endswith("best.ckpt")
 
 
 def test_validate_and_predict_with_last(trained_run: Path, cli_args: list[str]) -> None:
