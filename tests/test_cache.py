@@ -193,7 +193,7 @@ def test_concurrent_builds_do_not_corrupt(eurosat_root: Path, tmp_path: Path) ->
     for worker in workers:
         worker.start()
     for worker in workers:
-        worker.join(timeout=120)
+        worker.join(timeout=600)
         assert worker.exitcode == 0
     paths, targets, _ = scan_class_folders(eurosat_root)
     cached = CachedImages(target, targets)

@@ -237,3 +237,18 @@ def test_slurm_template_arguments_parse(capsys: pytest.CaptureFixture) -> None:
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["threads"] == 8 and str(printed["trainer"]["devices"]) == "4"
     assert printed["trainer"]["num_nodes"] == 2 and printed["trainer"]["precision"] == "bf16-mixed"
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_falls_back_to_float32_where_the_cpu_would_emulate_it(
+    cli_args: list[str], native: bool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import imgcls.cli
+    from imgcls.cli import ImgclsCLI
+
+    monkeypatch.setattr(imgcls.cli, "cpu_has_native_bf16", lambda: native)
+    cli = ImgclsCLI(args=[*cli_args, "--trainer.precision=bf16-mixed"], run=False)
+    expected = "bf16-mixed" if native else "32-true"
+    assert cli.trainer.precision == expected
+    assert cli.config["trainer"]["precision"] == expected  # what the run folder's config.yaml records
+    assert ("would be emulated" in caplog.text) is not native
