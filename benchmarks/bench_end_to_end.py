@@ -151,8 +151,6 @@ def main() -> None:
     )
     parser.add_argument("--variant", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    from imgcls.cli import cpu_has_native_bf16
-
     if args.variant:
         report(VARIANTS[args.variant](args))
         return
@@ -166,10 +164,13 @@ def main() -> None:
     ]
     if args.cache_dir:
         forwarded.append(f"--cache-dir={args.cache_dir}")
+    from imgcls.cli import cpu_has_native_bf16
+
+    native_bf16 = cpu_has_native_bf16()
     rows = [
         ("hand-written loop", run_variant("benchmarks.bench_end_to_end", "handwritten", forwarded)),
         (
-            "hand-written, cl + bf16" if cpu_has_native_bf16() else "hand-written, cl (no native bf16)",
+            "hand-written, cl + bf16" if native_bf16 else "hand-written, cl (no native bf16)",
             run_variant("benchmarks.bench_end_to_end", "handwritten_fast", forwarded),
         ),
         ("imgcls fit", run_variant("benchmarks.bench_end_to_end", "imgcls", forwarded)),
@@ -192,7 +193,7 @@ def main() -> None:
     )
     plain, fast, imgcls = (result for _, result in rows)
     print(f"imgcls training images/s: {imgcls['train_images_per_sec']:.1f} (goal: at least 134)")
-    if not cpu_has_native_bf16():
+    if not native_bf16:
         print("this CPU has no native bf16 (AVX512-BF16 or AMX): every variant ran in float32")
     for name, baseline in (("hand-written", plain), (rows[1][0], fast)):
         wall = imgcls["wall_seconds"] / baseline["wall_seconds"]
