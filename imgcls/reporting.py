@@ -165,7 +165,8 @@ class TestReportWriter(Callback):
 
     Args:
         output_dir: where to write; None uses the trainer's log folder (``runs/<name>/version_N``),
-            or its ``test-<name>`` subfolder for a checkpoint of that run other than ``best.ckpt``.
+            or its ``test-<name>`` subfolder for a checkpoint of that run other than ``best.ckpt``
+            (``test-tta-<mode>``, ``test-<name>-tta-<mode>`` with test-time augmentation).
         top_k: classes (with probabilities) per sample in ``predictions.csv``.
         num_examples: images of the most confident right and of the most confident wrong
             predictions in ``examples.png``; 0 skips it.
@@ -187,15 +188,19 @@ class TestReportWriter(Callback):
             return Path(self.output_dir)
         folder = Path(trainer.log_dir or trainer.default_root_dir)
         checkpoint = Path(trainer.ckpt_path) if trainer.ckpt_path else None
-        # the run folder holds the report of its best checkpoint; a test of another checkpoint of the
-        # same run (last.ckpt) goes beside it instead of over it
+        # the run folder holds the plain report of its best checkpoint; a test of another checkpoint
+        # of the same run (last.ckpt), or with test-time augmentation, goes beside it instead of over it
+        parts = []
         if (
             checkpoint is not None
             and checkpoint.stem != "best"
             and checkpoint.resolve().parent.parent == folder.resolve()
         ):
-            return folder / f"test-{checkpoint.stem}"
-        return folder
+            parts.append(checkpoint.stem)
+        tta = _tta_mode(trainer.lightning_module)
+        if tta != "none":
+            parts.append(f"tta-{tta}")
+        return folder / "-".join(["test", *parts]) if parts else folder
 
     def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.metrics = classification_metrics(pl_module.hparams.num_classes).to(pl_module.device)
@@ -245,6 +250,7 @@ class TestReportWriter(Callback):
                 "test_f1_macro": _number(results["f1_macro"]),
                 "test_f1_weighted": _number(results["f1_weighted"]),
                 "test_samples": int(confusion.sum()),
+                "test_time_augmentation": _tta_mode(pl_module),
                 **checkpoint_info(trainer.ckpt_path),
             }
         )
@@ -307,9 +313,9 @@ class PredictionWriter(Callback):
     predict split (its test split); ``true`` and ``correct`` columns are filled where labels exist.
 
     Args:
-        output_dir: where to write; None uses the trainer's log folder (``runs/<name>/version_N``),
-            or its ``test-<name>`` subfolder for a checkpoint of that run other than ``best.ckpt``.
-        filename: name of the CSV.
+        output_dir: where to write; None uses the trainer's log folder (``runs/<name>/version_N``).
+        filename: name of the CSV; with test-time augmentation its stem gets ``-tta-<mode>``
+            (``predict-tta-dihedral.csv``), so the plain predictions stay.
         top_k: classes (with probabilities) per image.
     """
 
@@ -349,7 +355,11 @@ class PredictionWriter(Callback):
             str(c) for c in (getattr(pl_module, "class_names", None) or range(pl_module.hparams.num_classes))
         ]
         rows = prediction_rows(gathered, class_names, _sample_names(trainer, "predict", gathered["index"]))
-        self.path = folder / self.filename
+        filename = Path(self.filename)
+        tta = _tta_mode(pl_module)
+        if tta != "none":
+            filename = filename.with_stem(f"{filename.stem}-tta-{tta}")
+        self.path = folder / filename
         write_rows(self.path, rows)
         log.info("wrote %d predictions to %s", len(rows), self.path)
 
@@ -462,6 +472,10 @@ def dataset_info(datamodule: Any) -> dict[str, Any]:
         except Exception as err:  # only a record: a datamodule without these splits still trains
             log.debug("no split sizes: %s", err)
     return info
+
+
+def _tta_mode(pl_module: LightningModule | None) -> str:
+    return getattr(pl_module, "test_time_augmentation", "none")
 
 
 def checkpoint_info(ckpt_path: str | None) -> dict[str, Any]:

@@ -75,6 +75,21 @@ def test_fit_writes_run_folder_and_test_writes_reports(trained_run: Path, cli_ar
     assert json.loads((trained_run / "metrics.json").read_text())["checkpoint"].endswith("best.ckpt")
 
 
+def test_test_time_augmentation_of_a_checkpoint_reports_beside_the_plain_report(
+    trained_run: Path, cli_args: list[str]
+) -> None:
+    main(["test", *cli_args, "--ckpt_path=best"])
+    plain = json.loads((trained_run / "metrics.json").read_text())
+    # the checkpoint's hyperparameters, which LightningCLI lays over the command line, must not undo it
+    main(["test", *cli_args, "--ckpt_path=best", "--model.test_time_augmentation=dihedral"])
+    tta = json.loads((trained_run / "test-tta-dihedral" / "metrics.json").read_text())
+    assert tta["test_time_augmentation"] == "dihedral" and tta["test_samples"] == plain["test_samples"]
+    assert tta["test_loss"] != plain["test_loss"]
+    assert json.loads((trained_run / "metrics.json").read_text()) == plain
+    main(["predict", *cli_args, "--ckpt_path=best", "--model.test_time_augmentation=hflip"])
+    assert (trained_run / "predict-tta-hflip.csv").is_file()
+
+
 def test_validate_and_predict_with_last(trained_run: Path, cli_args: list[str]) -> None:
     main(["validate", *cli_args, "--ckpt_path=last"])
     main(["predict", *cli_args, "--ckpt_path=last"])

@@ -15,6 +15,7 @@ from torch import nn
 from imgcls import ImageClassifier
 from imgcls.errors import ConfigError
 from imgcls.models import create_backbone, load_backbone_weights
+from imgcls.models.classifier import tta_views
 
 
 @pytest.mark.parametrize(
@@ -212,3 +213,32 @@ def test_leaky_relu_activation_override() -> None:
     backbone, _ = create_backbone("torchvision/resnet34", activation="leaky_relu")
     kinds = {type(m) for m in backbone.modules()}
     assert nn.LeakyReLU in kinds and nn.ReLU not in kinds
+
+
+def test_dihedral_views_are_the_eight_flips_and_quarter_turns() -> None:
+    images = torch.arange(2 * 3 * 3, dtype=torch.float32).reshape(2, 1, 3, 3)
+    views = tta_views(images, "dihedral")
+    assert len({tuple(v[0].flatten().tolist()) for v in views}) == 8
+    assert torch.equal(views[0], images)
+    # the group is closed: every flip and turn of a view is one of the views
+    keys = {tuple(v.flatten().tolist()) for v in views}
+    for view in views:
+        assert tuple(view.flip(-2).flatten().tolist()) in keys
+        assert tuple(view.transpose(-1, -2).flatten().tolist()) in keys
+    plain, mirrored = tta_views(images, "hflip")
+    assert torch.equal(plain, images) and torch.equal(mirrored, images.flip(-1))
+    with pytest.raises(ConfigError, match="square images"):
+        tta_views(torch.zeros(1, 3, 4, 6), "dihedral")
+
+
+def test_test_time_augmentation_averages_probabilities_over_views() -> None:
+    model = ImageClassifier("test_resnet", num_classes=4, test_time_augmentation="dihedral").eval()
+    images = torch.randn(3, 3, 16, 16)
+    with torch.no_grad():
+        logits = model.evaluate(images)
+        expected = torch.stack([model(v).softmax(1) for v in tta_views(images, "dihedral")]).mean(0)
+        torch.testing.assert_close(logits.softmax(1), expected)
+        assert not torch.allclose(expected, model(images).softmax(1))
+        model.test_time_augmentation = "none"
+        torch.testing.assert_close(model.evaluate(images), model(images))
+    assert "test_time_augmentation" not in model.hparams  # so a test command can set it for any checkpoint

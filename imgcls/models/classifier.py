@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +20,27 @@ from imgcls.models.weights import load_backbone_weights
 
 log = logging.getLogger(__name__)
 STAGES = ("train", "val", "test")
+TtaMode = Literal["none", "hflip", "dihedral"]
+
+
+def tta_views(images: torch.Tensor, mode: str) -> list[torch.Tensor]:
+    """The views of a batch that test-time augmentation averages over.
+
+    ``hflip``: the images and their mirror. ``dihedral``: the 8 flips and quarter turns, for views
+    from above (satellite, aerial, microscopy) that have no up; square images only.
+    """
+    if mode == "none":
+        return [images]
+    if mode == "hflip":
+        return [images, images.flip(-1)]
+    height, width = images.shape[-2:]
+    if height != width:
+        raise ConfigError(
+            f"model.test_time_augmentation dihedral turns images by quarter turns and needs square images, "
+            f"got {height}x{width}; use hflip, or set data.image_size to one number"
+        )
+    turns = [images.rot90(k, dims=(-2, -1)) for k in range(4)]
+    return turns + [turn.flip(-1) for turn in turns]
 
 
 def monitor_mode(monitor: str) -> str:
@@ -55,6 +76,11 @@ class ImageClassifier(LightningModule):
         channels_last: keep weights and images in channels-last memory order (faster convolutions on
             GPUs with tensor cores and on recent CPUs).
         compile: compile the forward pass with ``torch.compile`` (slower start, faster steps).
+        test_time_augmentation: ``test`` and ``predict`` average the class probabilities over views
+            of each image: ``none``, ``hflip`` (2 views) or ``dihedral`` (the 8 flips and quarter
+            turns; square images). It costs one forward pass per view. It is not saved with the
+            hyperparameters, so ``imgcls test --model.test_time_augmentation dihedral`` applies to
+            any checkpoint, and its report goes to a ``test-tta-<mode>`` folder of its own.
     """
 
     def __init__(
@@ -78,9 +104,12 @@ class ImageClassifier(LightningModule):
         label_smoothing: float = 0.0,
         channels_last: bool = False,
         compile: bool = False,
+        test_time_augmentation: TtaMode = "none",
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        # LightningCLI lays a checkpoint's hyperparameters over the command line: an evaluation
+        # setting kept among them could not be changed for an existing checkpoint
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler", "test_time_augmentation"])
         if class_names is not None and len(class_names) != num_classes:
             raise ConfigError(
                 f"model.num_classes is {num_classes} but {len(class_names)} class names were given"
@@ -91,6 +120,7 @@ class ImageClassifier(LightningModule):
             )
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
+        self.test_time_augmentation = test_time_augmentation
         from_file = is_weights_path(pretrained)
         self.backbone, num_features = create_backbone(
             backbone,
@@ -134,6 +164,16 @@ class ImageClassifier(LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self._logits(images.contiguous(memory_format=self.memory_format))
 
+    def evaluate(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits for ``test`` and ``predict``: with test-time augmentation, the log of the class
+        probabilities averaged over the views (their softmax is that average)."""
+        views = tta_views(images, self.test_time_augmentation)
+        if len(views) == 1:
+            return self(images)
+        probs = torch.stack([self(view).float().softmax(dim=1) for view in views]).mean(dim=0)
+        # a probability that underflowed to 0 would make the label-smoothed loss infinite
+        return probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
+
     def train(self, mode: bool = True) -> ImageClassifier:
         super().train(mode)
         if self.hparams.freeze_backbone:
@@ -142,7 +182,7 @@ class ImageClassifier(LightningModule):
 
     def _shared_step(self, batch: dict[str, Any], stage: str) -> dict[str, torch.Tensor]:
         images, labels = batch["image"], batch["label"]
-        logits = self(images)
+        logits = self.evaluate(images) if stage == "test" else self(images)
         loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
         metrics = getattr(self, f"{stage}_metrics")
         metrics.update(logits, labels)
@@ -171,7 +211,7 @@ class ImageClassifier(LightningModule):
     def predict_step(
         self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
     ) -> dict[str, torch.Tensor]:
-        probs = self(batch["image"]).softmax(dim=1)
+        probs = self.evaluate(batch["image"]).softmax(dim=1)
         return {"probs": probs, "label": batch["label"], "index": batch["index"]}
 
     # --- optimization ---------------------------------------------------------------------------
