@@ -197,9 +197,9 @@ class TestReportWriter(Callback):
             and checkpoint.resolve().parent.parent == folder.resolve()
         ):
             parts.append(checkpoint.stem)
-        tta = _tta_mode(trainer.lightning_module)
-        if tta != "none":
-            parts.append(f"tta-{tta}")
+        tta = _tta_label(trainer.lightning_module)
+        if tta:
+            parts.append(tta)
         return folder / "-".join(["test", *parts]) if parts else folder
 
     def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -356,9 +356,9 @@ class PredictionWriter(Callback):
         ]
         rows = prediction_rows(gathered, class_names, _sample_names(trainer, "predict", gathered["index"]))
         filename = Path(self.filename)
-        tta = _tta_mode(pl_module)
-        if tta != "none":
-            filename = filename.with_stem(f"{filename.stem}-tta-{tta}")
+        tta = _tta_label(pl_module)
+        if tta:
+            filename = filename.with_stem(f"{filename.stem}-{tta}")
         self.path = folder / filename
         write_rows(self.path, rows)
         log.info("wrote %d predictions to %s", len(rows), self.path)
@@ -476,6 +476,12 @@ def dataset_info(datamodule: Any) -> dict[str, Any]:
 
 def _tta_mode(pl_module: LightningModule | None) -> str:
     return getattr(pl_module, "test_time_augmentation", "none")
+
+
+def _tta_label(pl_module: LightningModule | None) -> str:
+    """``tta-<mode>`` for the names of reports made with test-time augmentation, else empty."""
+    mode = _tta_mode(pl_module)
+    return "" if mode == "none" else f"tta-{mode}"
 
 
 def checkpoint_info(ckpt_path: str | None) -> dict[str, Any]:
