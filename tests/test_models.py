@@ -229,6 +229,8 @@ def test_dihedral_views_are_the_eight_flips_and_quarter_turns() -> None:
     assert torch.equal(plain, images) and torch.equal(mirrored, images.flip(-1))
     with pytest.raises(ConfigError, match="square images"):
         tta_views(torch.zeros(1, 3, 4, 6), "dihedral")
+    with pytest.raises(ConfigError, match="hflip"):
+        ImageClassifier("test_resnet", num_classes=4, test_time_augmentation="vflip")
 
 
 def test_test_time_augmentation_averages_probabilities_over_views() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +21,7 @@ from imgcls.models.weights import load_backbone_weights
 log = logging.getLogger(__name__)
 STAGES = ("train", "val", "test")
 TtaMode = Literal["none", "hflip", "dihedral"]
+TTA_MODES = get_args(TtaMode)
 
 
 def tta_views(images: torch.Tensor, mode: str) -> list[torch.Tensor]:
@@ -117,6 +118,10 @@ class ImageClassifier(LightningModule):
         if scheduler_interval not in ("epoch", "step"):
             raise ConfigError(
                 f"model.scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}"
+            )
+        if test_time_augmentation not in TTA_MODES:
+            raise ConfigError(
+                f"model.test_time_augmentation must be one of {', '.join(TTA_MODES)}, got {test_time_augmentation!r}"
             )
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
