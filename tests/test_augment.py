@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from imgcls.data.transforms import RandomShiftFlip, build_augmentation
+from imgcls.data.transforms import BatchTransform, RandomShiftFlip, build_augmentation
 from imgcls.errors import ConfigError
 
 
@@ -89,3 +89,42 @@ def test_overhead_preset_reaches_all_eight_orientations() -> None:
     hits = [sum(torch.equal(o, orientation) for o in out) for orientation in orientations]
     assert sum(hits) == 200, "an output is no flip or quarter turn of the input"
     assert min(hits) >= 10, f"orientations far from equally likely: {hits}"
+
+
+def test_batch_transform_converts_augments_and_normalizes() -> None:
+    mean, std = [0.2, 0.4, 0.6], [0.5, 0.25, 0.125]
+    transform = BatchTransform("flip", mean, std, in_chans=3)
+    images = torch.randint(0, 256, (32, 3, 6, 6), dtype=torch.uint8)
+    expected = (images.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(
+        1, 3, 1, 1
+    )
+    torch.testing.assert_close(transform(images, train=False), expected)
+    assert transform.augmentation is None  # built at the first training batch, which gives the image size
+    torch.manual_seed(0)
+    out = transform(images, train=True)
+    assert isinstance(transform.augmentation, RandomShiftFlip) and "augmentation" in dict(
+        transform.named_children()
+    )
+    kept = torch.tensor([torch.allclose(o, e) for o, e in zip(out, expected, strict=True)])
+    mirrored = torch.tensor([torch.allclose(o, e.flip(-1)) for o, e in zip(out, expected, strict=True)])
+    assert bool((kept | mirrored).all()) and kept.any() and mirrored.any()
+    # a shift or flip preset draws the same on the uint8 batch as on its float copy
+    torch.manual_seed(0)
+    torch.testing.assert_close(transform(images.float() / 255, train=True), out)
+
+
+def test_batch_transform_leaves_a_float_batch_of_the_caller_alone() -> None:
+    transform = BatchTransform("none", [0.5], [0.5], in_chans=1)
+    images = torch.rand(4, 1, 5, 5)
+    before = images.clone()
+    out = transform(images, train=True)
+    assert torch.equal(images, before)
+    torch.testing.assert_close(out, (before - 0.5) / 0.5)
+    out64 = transform(images.double(), train=False)  # new tensors for a new dtype or device
+    assert out64.dtype == torch.float64
+    torch.testing.assert_close(out64, (before.double() - 0.5) / 0.5)
+
+
+def test_batch_transform_rejects_an_unknown_preset() -> None:
+    with pytest.raises(ConfigError, match=r"data\.augment"):
+        BatchTransform("flip_upside", [0.5], [0.5], in_chans=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import multiprocessing as mp
 import os
@@ -14,7 +15,7 @@ import torch
 from PIL import Image
 
 from imgcls import EuroSATDataModule, ImageFolderDataModule
-from imgcls.data.cache import CachedImages, CachedSplit, build_cache
+from imgcls.data.cache import CachedImages, CachedSplit, build_cache, cache_key, source_fingerprint
 from imgcls.data.datasets import ImageFileDataset, scan_class_folders
 from imgcls.errors import ConfigError, DataError
 
@@ -87,7 +88,7 @@ def test_cache_is_reused_across_datamodules(eurosat_root: Path, tmp_path: Path, 
     def fail(*args, **kwargs):
         raise AssertionError("the cache was rebuilt although nothing changed")
 
-    monkeypatch.setattr("imgcls.data.base.build_cache", fail)
+    monkeypatch.setattr("imgcls.data.cache.build_cache", fail)
     make_datamodule(eurosat_root, tmp_path / "cache")
     assert cache_files(tmp_path / "cache") == [first]
     assert first.stat().st_mtime_ns == built
@@ -139,7 +140,7 @@ def test_image_size_is_part_of_the_key(eurosat_root: Path, tmp_path: Path) -> No
 
 
 def test_over_budget_streams_with_a_log_line(eurosat_root: Path, tmp_path: Path, caplog) -> None:
-    with caplog.at_level(logging.INFO, logger="imgcls.data.base"):
+    with caplog.at_level(logging.INFO, logger="imgcls.data"):
         datamodule = make_datamodule(eurosat_root, tmp_path / "cache", cache_max_gb=1e-6)
     assert not isinstance(datamodule.datasets["train"], CachedSplit)
     assert "over data.cache_max_gb" in caplog.text
@@ -230,3 +231,18 @@ def test_max_per_class_caches_only_the_images_it_uses(eurosat_root: Path, tmp_pa
         assert all(Path(name).parent.parent == eurosat_root for name in names)
     make_datamodule(eurosat_root, cache, max_per_class=4, val_fraction=0.34, test_fraction=0.5)
     assert len(cache_files(cache)) == 3  # another cap, another file; neither removes the other
+
+
+def test_cache_file_names_keep_their_format(eurosat_root: Path, tmp_path: Path) -> None:
+    """Caches built by earlier versions stay valid: datamodule, pool, folder, then the key."""
+    datamodule = make_datamodule(eurosat_root, tmp_path / "cache")
+    paths, targets, _ = scan_class_folders(eurosat_root, datamodule.class_names)
+    fingerprint = source_fingerprint(ImageFileDataset(paths, targets, 3, 32))
+    fingerprint["datamodule"] = "imgcls.data.eurosat.EuroSATDataModule"
+    origin = hashlib.sha256(f"{eurosat_root.resolve()}|32|3".encode()).hexdigest()[:8]
+    assert cache_files(tmp_path / "cache") == [
+        tmp_path / "cache" / f"eurosatdatamodule-fit-{origin}-{cache_key(fingerprint)}.npy"
+    ]
+    make_datamodule(eurosat_root, tmp_path / "capped", max_per_class=3)
+    (capped,) = cache_files(tmp_path / "capped")
+    assert capped.name.startswith(f"eurosatdatamodule-fit.max3-seed0-{origin}-")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import pytest
 import torch
 
 import imgcls
-from imgcls.cli import main
+from imgcls.data.cache import source_fingerprint
+from imgcls.data.datasets import ImageFileDataset
 from imgcls.data.eurosat_ms import BAND_NAMES, BAND_STATS
 from imgcls.errors import ConfigError, DataError
 from tests.conftest import REPO
@@ -141,6 +143,35 @@ def test_eurosat_ms_bands_pick_channels_and_statistics(fixture_roots: dict[str, 
     )
 
 
+def test_eurosat_ms_streams_float_reflectance_past_the_uint8_cache(
+    fixture_roots: dict[str, Path], tmp_path: Path
+) -> None:
+    root = fixture_roots["eurosat_ms"]
+    datamodule = build(
+        imgcls.EuroSATMSDataModule, root, bands=["B04", "B8A"], cache="always", cache_dir=str(tmp_path)
+    )
+    assert not list(tmp_path.glob("*.npy"))
+    pool = datamodule.datasets["train"].dataset
+    assert isinstance(pool, ImageFileDataset) and source_fingerprint(pool) is None
+    image = pool[0]["image"]
+    assert image.dtype == torch.float32 and image.shape == (2, 64, 64)
+    chosen = pool.select(np.array([0, 3]))  # a selection reads the same bands
+    assert torch.equal(chosen[0]["image"], image)
+    assert torch.equal(pickle.loads(pickle.dumps(pool))[0]["image"], image)  # as loader workers receive it
+
+
+def test_eurosat_ms_predicts_on_a_folder_of_tiffs(fixture_roots: dict[str, Path], tmp_path: Path) -> None:
+    root = fixture_roots["eurosat_ms"]
+    for name in ("Forest_1.tif", "River_2.tif"):
+        shutil.copy(root / name.split("_")[0] / name, (tmp_path / name))
+    datamodule = imgcls.EuroSATMSDataModule(
+        str(root), predict_root=str(tmp_path), image_size=32, num_workers=0, batch_size=4
+    )
+    datamodule.setup("predict")
+    batch = next(iter(datamodule.predict_dataloader()))
+    assert batch["image"].shape == (2, 13, 32, 32) and batch["image"].dtype == torch.float32
+
+
 def test_cub_uses_the_official_split(fixture_roots: dict[str, Path]) -> None:
     datamodule = build(
         imgcls.CUBDataModule, fixture_roots["cub"].parent, image_size=32
@@ -241,6 +272,8 @@ def test_a_corrupt_idx_file_is_named(fixture_roots: dict[str, Path], tmp_path: P
 def test_the_cli_reports_a_wrong_root_in_one_line(
     fixture_roots: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
+    from imgcls.cli import main  # here: the other tests need only the data package
+
     config = REPO / "configs" / "cnn64_mnist.yaml"
     args = [
         "fit",

@@ -1,19 +1,21 @@
 """The base every imgcls datamodule shares.
 
 A subclass says where its images are (``_class_names`` and ``_pools``); the base owns the rest:
-seeded stratified splits, balanced subsampling, loaders, and the batch transforms that run on the
-model's device (uint8 -> float, augmentation when training, normalization).
+seeded stratified splits, balanced subsampling, loaders, and the batch transform that runs on the
+model's device (``imgcls.data.transforms.BatchTransform``: uint8 -> float, augmentation when
+training, normalization).
 
 Datasets that fit ``cache_max_gb`` are decoded once into a memory-mapped uint8 cache
 (``imgcls.data.cache``) and served a whole batch per loader item; larger ones stream from their files.
+Each stage sets up, and so decodes, only the splits it uses.
 Both paths give the same splits and the same batches: ``{"image": uint8 (B, C, H, W), "label", "index"}``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,6 @@ from typing import Any
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
-from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from imgcls.data.cache import (
@@ -30,22 +31,28 @@ from imgcls.data.cache import (
     CachedImages,
     CachedSplit,
     batched_loader,
-    build_cache,
-    cache_key,
-    probe_image_shape,
-    remove_stale,
-    source_fingerprint,
+    cache_pool,
 )
 from imgcls.data.datasets import ImageFileDataset, list_images
 from imgcls.data.splits import cap_per_class, stratified_split
-from imgcls.data.transforms import AUGMENTATIONS, build_augmentation
+from imgcls.data.transforms import AUGMENTATIONS, BatchTransform
 from imgcls.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-SPLITS = ("train", "val", "test", "predict")
+# the splits each stage of a Trainer uses; any other stage (None) sets up all of them
+_STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
+_ALL_SPLITS = ("train", "val", "test", "predict")
+
+
+def absolute_folder(path: str | Path) -> Path:
+    """``path`` with ``~`` expanded, made absolute from the working folder (symbolic links kept).
+
+    Sample names derive from it, so a run folder's ``predictions.csv`` opens from anywhere.
+    """
+    return Path(os.path.abspath(Path(path).expanduser()))
 
 
 class ImageDataModule(LightningDataModule):
@@ -105,7 +112,7 @@ class ImageDataModule(LightningDataModule):
             raise ConfigError(f"unknown data.augment {augment!r}; choose one of: {', '.join(AUGMENTATIONS)}")
         if cache not in CACHE_MODES:
             raise ConfigError(f"unknown data.cache {cache!r}; choose one of: {', '.join(CACHE_MODES)}")
-        self.root = Path(root).expanduser()
+        self.root = absolute_folder(root)
         self.image_size = image_size
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -117,15 +124,20 @@ class ImageDataModule(LightningDataModule):
         self.max_translate_px = max_translate_px
         self.mean = mean
         self.std = std
-        self.predict_root = Path(predict_root).expanduser() if predict_root else None
+        self.predict_root = absolute_folder(predict_root) if predict_root else None
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.persistent_workers = persistent_workers
         self.cache = cache
         self.cache_dir = Path(cache_dir).expanduser()
         self.cache_max_gb = cache_max_gb
         self.datasets: dict[str, Dataset] = {}
-        self._augmentation: nn.Module | None = None
-        self._norm_cache: dict[str, Any] = {}
+        # what setup lists without decoding: the pools, every split's (pool, indices), the pools' labels
+        self._listed_pools: dict[str, Dataset] | None = None
+        self._plan: dict[str, tuple[str, np.ndarray]] | None = None
+        self._targets: dict[str, np.ndarray] = {}
+        # pools made ready (cached or streamed) for all their splits, with each split's positions in them
+        self._prepared: dict[str, tuple[Dataset, dict[str, np.ndarray]]] = {}
+        self._batch_transform: BatchTransform | None = None
 
     # --- what a subclass provides -------------------------------------------------------------
 
@@ -145,6 +157,10 @@ class ImageDataModule(LightningDataModule):
         """Channels of the images the loaders yield."""
         return 3
 
+    def _image_reader(self) -> Callable[[str], torch.Tensor] | None:
+        """How one image file becomes a (C, H, W) tensor; None decodes it with ``read_image``."""
+        return None
+
     # --- what the model links to --------------------------------------------------------------
 
     @cached_property
@@ -158,18 +174,79 @@ class ImageDataModule(LightningDataModule):
     # --- splits ---------------------------------------------------------------------------------
 
     def setup(self, stage: str | None = None) -> None:
-        if self.datasets:
-            return
-        pools = self._pools()
-        splits = self._split_indices(pools)
+        """Make the splits ``stage`` uses; a later call adds those still missing (``test`` after ``fit``).
+
+        Splits come from the labels alone, so they are the same whichever stage makes them. ``fit``
+        (and None, every split) decodes whole pools into the cache; ``validate``, ``test`` and
+        ``predict`` decode only the images of their split unless the whole pool's cache exists.
+        """
+        wanted = _STAGE_SPLITS.get(stage, _ALL_SPLITS) if stage is not None else _ALL_SPLITS
+        needed = {split for split in wanted if split != "predict"}
+        if "predict" in wanted and self.predict_root is None:
+            needed.add("test")  # predict runs on the test split
+        missing = [
+            split for split in ("train", "val", "test") if split in needed and split not in self.datasets
+        ]
+        if missing:
+            self._make_splits(missing, whole=stage in (None, "fit"))
+        if "predict" in wanted and "predict" not in self.datasets:
+            self.datasets["predict"] = self._predict_pool() if self.predict_root else self.datasets["test"]
+
+    def _split_plan(self) -> dict[str, tuple[str, np.ndarray]]:
+        """``{split: (pool name, indices into that pool)}``, listed once; decodes nothing."""
+        if self._plan is None:
+            pools = self._listed()
+            self._plan = self._split_indices(pools)
+            self._targets = {name: np.asarray(pool.targets, dtype=np.int64) for name, pool in pools.items()}
+        return self._plan
+
+    def _listed(self) -> dict[str, Dataset]:
+        if self._listed_pools is None:
+            self._listed_pools = self._pools()
+        return self._listed_pools
+
+    def _make_splits(self, splits: list[str], whole: bool) -> None:
+        plan = self._split_plan()
+        for name in sorted({plan[split][0] for split in splits}):
+            own = [split for split in splits if plan[split][0] == name]
+            pool, positions = self._prepare(name, own, whole)
+            for split in own:
+                self.datasets[split] = self._subset(pool, positions[split])
+        if all(split in self.datasets for split in ("train", "val", "test")):
+            self._listed_pools = None  # the prepared pools hold what the loaders need
+
+    def _prepare(self, name: str, splits: list[str], whole: bool) -> tuple[Dataset, dict[str, np.ndarray]]:
+        """Pool ``name`` ready to load ``splits`` (cached or streamed), and the splits' positions in it.
+
+        ``whole`` prepares the pool for all of its splits. Otherwise, when the pool has no cache yet,
+        only the images of ``splits`` are decoded: a ``test`` run of EuroSAT decodes its 5,400 test
+        images, not all 27,000.
+        """
+        if name in self._prepared:
+            return self._prepared[name]
+        pool = self._listed()[name]
+        positions = {split: idx for split, (on, idx) in self._split_plan().items() if on == name}
         variant = ""
         if self.max_per_class is not None:
             # decode only what the capped splits use, not the whole pool
-            pools, splits = self._narrow(pools, splits)
+            pool, positions = self._select(pool, positions)
             variant = f"max{self.max_per_class}-seed{self.seed}"
-        pools = {name: self._cached(name, pool, variant) for name, pool in pools.items()}
-        self.datasets = {split: self._subset(pools[pool], idx) for split, (pool, idx) in splits.items()}
-        self.datasets["predict"] = self._predict_pool() if self.predict_root else self.datasets["test"]
+        own = {split: positions[split] for split in splits}
+        part, part_positions = (pool, positions) if whole else self._select(pool, own)
+        if part is pool:
+            ready = self._cache(pool, name, variant)
+        else:
+            ready = self._cache(pool, name, variant, build=False)  # the whole pool's cache, if built before
+            if ready is pool:  # it was not: decode just these splits
+                return self._cache(part, name, self._part_variant(splits)), part_positions
+        self._prepared[name] = (ready, positions)
+        return ready, positions
+
+    def _part_variant(self, splits: list[str]) -> str:
+        # a name of its own: a later build of the whole pool must neither take nor remove this file
+        cap = f"-max{self.max_per_class}" if self.max_per_class is not None else ""
+        fractions = f"val{self.val_fraction:g}-test{self.test_fraction:g}"
+        return f"{'+'.join(splits)}-only-seed{self.seed}-{fractions}{cap}"
 
     def _split_indices(self, pools: dict[str, Dataset]) -> dict[str, tuple[str, np.ndarray]]:
         """``{split: (pool name, indices into that pool)}`` for train, val and test; no decoding."""
@@ -198,20 +275,12 @@ class ImageDataModule(LightningDataModule):
         return {"train": ("fit", train_idx), "val": ("fit", val_idx), "test": test}
 
     @staticmethod
-    def _narrow(
-        pools: dict[str, Dataset], splits: dict[str, tuple[str, np.ndarray]]
-    ) -> tuple[dict[str, Dataset], dict[str, tuple[str, np.ndarray]]]:
-        """Pools cut down to the images the splits use, and the splits' indices into the cut pools."""
-        pools, splits = dict(pools), dict(splits)
-        for name, pool in pools.items():
-            used = np.unique(np.concatenate([idx for on, idx in splits.values() if on == name]))
-            if len(used) == len(pool) or not hasattr(pool, "select"):
-                continue
-            pools[name] = pool.select(used)
-            for split, (on, idx) in splits.items():
-                if on == name:
-                    splits[split] = (on, np.searchsorted(used, idx))
-        return pools, splits
+    def _select(pool: Dataset, positions: dict[str, np.ndarray]) -> tuple[Dataset, dict[str, np.ndarray]]:
+        """``pool`` cut down to the images of ``positions``, and each split's positions in the cut pool."""
+        used = np.unique(np.concatenate(list(positions.values())))
+        if len(used) == len(pool) or not hasattr(pool, "select"):
+            return pool, positions
+        return pool.select(used), {split: np.searchsorted(used, idx) for split, idx in positions.items()}
 
     @staticmethod
     def _subset(pool: Dataset, indices: np.ndarray) -> Dataset:
@@ -221,46 +290,20 @@ class ImageDataModule(LightningDataModule):
 
     # --- the decoded cache ----------------------------------------------------------------------
 
-    def _cached(self, name: str, pool: Dataset, variant: str = "") -> Dataset:
-        """``pool`` as a ``CachedImages`` when the cache mode and budget allow, else unchanged.
-
-        ``variant`` names a selection of the pool (``max_per_class``), which gets a cache file of its
-        own beside the whole pool's.
-        """
-        if self.cache == "never" or len(pool) == 0:
-            return pool
-        fingerprint = source_fingerprint(pool)
-        if fingerprint is None:
-            log.info("data.cache=%s: %s cannot be cached; streaming it", self.cache, type(pool).__name__)
-            return pool
-        shape = probe_image_shape(pool)
-        size_gb = len(pool) * int(np.prod(shape)) / 1e9
-        if self.cache == "auto" and size_gb > self.cache_max_gb:
-            log.info(
-                "the %s pool of %s decodes to %.2f GB, over data.cache_max_gb=%.2f; streaming it from its files",
-                name,
-                self.root,
-                size_gb,
-                self.cache_max_gb,
-            )
-            return pool
-        fingerprint["datamodule"] = f"{type(self).__module__}.{type(self).__qualname__}"
-        # one prefix per folder, pool, size and channels: a rebuild after a source change finds and
-        # removes the outdated file, and never touches a cache of the same folder at another size
-        where = f"{self.root.resolve()}|{fingerprint['image_size']}|{fingerprint['in_chans']}"
-        origin = hashlib.sha256(where.encode()).hexdigest()[:8]
-        # ("fit.max200-seed0", not "fit-max200...": the whole pool's prefix must not match the selection's)
-        pool_name = f"{name}.{variant}" if variant else name
-        prefix = f"{type(self).__name__.lower()}-{pool_name}-{origin}"
-        path = self.cache_dir / f"{prefix}-{cache_key(fingerprint)}.npy"
-        if not path.is_file():
-            log.info(
-                "decoding %d images of %s into the cache %s (%.2f GB)", len(pool), self.root, path, size_gb
-            )
-            build_cache(pool, path, num_workers=self.num_workers)
-            remove_stale(self.cache_dir, prefix, keep=path)
-        names = [pool.sample_name(i) for i in range(len(pool))] if hasattr(pool, "sample_name") else None
-        return CachedImages(path, pool.targets, names)
+    def _cache(self, pool: Dataset, name: str, variant: str = "", build: bool = True) -> Dataset:
+        """``pool`` as a ``CachedImages`` when ``data.cache`` and its budget allow, else unchanged."""
+        return cache_pool(
+            pool,
+            name=name,
+            owner=type(self),
+            root=self.root,
+            cache_dir=self.cache_dir,
+            mode=self.cache,
+            max_gb=self.cache_max_gb,
+            variant=variant,
+            num_workers=self.num_workers,
+            build=build,
+        )
 
     def _check_labels(self, targets: np.ndarray, what: str) -> None:
         if len(targets) == 0:
@@ -280,13 +323,19 @@ class ImageDataModule(LightningDataModule):
         files = list_images(folder)
         if not files:
             raise DataError(f"predict folder {folder} holds no images")
-        return ImageFileDataset(files, [-1] * len(files), self.in_chans, self.image_size)
+        return ImageFileDataset(
+            files, [-1] * len(files), self.in_chans, self.image_size, self._image_reader()
+        )
 
     def split_targets(self, split: str) -> np.ndarray:
-        """Labels of one split, in loader order (for class-distribution reports)."""
-        self.setup()
-        subset = self.datasets[split]
-        return np.asarray(subset.dataset.targets)[np.asarray(subset.indices, dtype=np.int64)]
+        """Labels of one split, in loader order (for class-distribution reports); decodes nothing."""
+        if split == "predict":
+            if self.predict_root is not None:
+                self.setup("predict")
+                return np.asarray(self.datasets["predict"].targets, dtype=np.int64)
+            split = "test"
+        pool, indices = self._split_plan()[split]
+        return self._targets[pool][indices]
 
     def sample_name(self, split: str, index: int) -> str:
         """A readable name (file path or index) of the sample a batch reports as ``index``."""
@@ -297,6 +346,8 @@ class ImageDataModule(LightningDataModule):
     # --- loaders --------------------------------------------------------------------------------
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        if split not in self.datasets:
+            self.setup({"train": "fit", "val": "validate"}.get(split, split))
         dataset = self.datasets[split]
         # a last batch of one sample breaks batch norm in training
         drop_last = shuffle and len(dataset) % self.batch_size == 1
@@ -351,40 +402,12 @@ class ImageDataModule(LightningDataModule):
 
     def transform_batch(self, batch: dict[str, Any], train: bool) -> dict[str, Any]:
         """uint8 images -> float in [0, 1] -> augmentation (``train``) -> normalization."""
-        image = batch["image"]
-        owned = image.dtype == torch.uint8
-        augmentation = None
-        if train and self.augment != "none":
-            if self._augmentation is None:
-                self._augmentation = build_augmentation(
-                    self.augment, tuple(image.shape[-2:]), self.in_chans, self.max_translate_px
-                )
-            augmentation = self._augmentation
-        # shifts and flips move bytes, a quarter of the memory traffic of the float batch
-        if augmentation is not None and owned and getattr(augmentation, "works_on_uint8", False):
-            image, augmentation = augmentation(image), None
-        if owned:
-            image = image.float().div_(255)
-        if augmentation is not None:
-            image = augmentation(image)
-        mean_t, std_t = self._normalization_tensors(image.device, image.dtype)
-        # in place only on a tensor made here: a float batch passed in is the caller's
-        image = image.sub_(mean_t).div_(std_t) if owned else (image - mean_t) / std_t
-        return {**batch, "image": image}
-
-    def _normalization_tensors(
-        self, device: torch.device, dtype: torch.dtype
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        # built once per device: a fresh host-to-GPU copy every batch would wait for the GPU
-        key = (str(device), dtype)
-        if self._norm_cache.get("key") != key:
+        if self._batch_transform is None:
             mean, std = self.normalization
-            self._norm_cache = {
-                "key": key,
-                "mean": torch.tensor(mean, device=device, dtype=dtype).view(1, -1, 1, 1),
-                "std": torch.tensor(std, device=device, dtype=dtype).view(1, -1, 1, 1),
-            }
-        return self._norm_cache["mean"], self._norm_cache["std"]
+            self._batch_transform = BatchTransform(
+                self.augment, mean, std, self.in_chans, self.max_translate_px
+            )
+        return {**batch, "image": self._batch_transform(batch["image"], train=train)}
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         training = self.trainer is not None and self.trainer.training

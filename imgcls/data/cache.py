@@ -40,9 +40,12 @@ def source_fingerprint(dataset: Dataset) -> dict[str, Any] | None:
     """What the decoded pixels of ``dataset`` depend on, or None when it cannot be cached.
 
     Files are identified by path, size and modification time (nanoseconds), which catches edits
-    without reading every byte; in-memory arrays by a hash of their bytes.
+    without reading every byte; in-memory arrays by a hash of their bytes. Files read by a custom
+    ``reader`` (EuroSAT multispectral reflectance) are not cached.
     """
     if isinstance(dataset, ImageFileDataset):
+        if dataset.reader is not None:  # a custom reader may give float images, which uint8 would ruin
+            return None
         files = []
         for path in dataset.paths:
             stat = os.stat(path)
@@ -111,6 +114,9 @@ def build_cache(dataset: Dataset, path: Path, num_workers: int = 0, batch_size: 
                 batch_size=batch_size,
                 num_workers=num_workers,
                 collate_fn=_CollateImages(shape),
+                # a loader draws its workers' base seed from the global RNG unless given a generator;
+                # a run that builds the cache would then train on other shuffles than one that reuses it
+                generator=torch.Generator(),
             )
             filled = 0
             for images, indices in loader:
@@ -136,6 +142,73 @@ def remove_stale(folder: Path, prefix: str, keep: Path) -> None:
             with contextlib.suppress(OSError):
                 old.unlink()
             Path(str(old) + ".lock").unlink(missing_ok=True)
+
+
+def cache_pool(
+    pool: Dataset,
+    *,
+    name: str,
+    owner: type,
+    root: Path,
+    cache_dir: Path,
+    mode: str = "auto",
+    max_gb: float = 4.0,
+    variant: str = "",
+    num_workers: int = 0,
+    build: bool = True,
+) -> Dataset:
+    """``pool`` as a ``CachedImages`` when the cache mode and budget allow, else ``pool`` unchanged.
+
+    Args:
+        pool: one pool of a datamodule (``fit`` or ``test``), or a selection of one.
+        name: the pool's name.
+        owner: the datamodule class; its name starts the file name and is part of the key.
+        root: the datamodule's folder; with the image size and channels it names the file's prefix.
+        cache_dir: folder of the cache files.
+        mode: one of ``CACHE_MODES``.
+        max_gb: largest cache ``auto`` builds, in GB of decoded uint8 pixels.
+        variant: names a selection of the pool (``max200-seed0``), which gets a file of its own
+            beside the whole pool's.
+        num_workers: loader processes that decode a missing cache.
+        build: decode a missing cache; False returns ``pool`` unchanged instead (and logs nothing).
+    """
+    if mode == "never" or len(pool) == 0:
+        return pool
+    folder = getattr(pool, "folder", None) or root
+    fingerprint = source_fingerprint(pool)
+    if fingerprint is None:
+        if build:
+            log.info("data.cache=%s: the %s pool of %s cannot be cached; streaming it", mode, name, folder)
+        return pool
+    shape = probe_image_shape(pool)
+    size_gb = len(pool) * int(np.prod(shape)) / 1e9
+    if mode == "auto" and size_gb > max_gb:
+        if build:
+            log.info(
+                "the %s pool of %s decodes to %.2f GB, over data.cache_max_gb=%.2f; streaming it from its files",
+                name,
+                folder,
+                size_gb,
+                max_gb,
+            )
+        return pool
+    fingerprint["datamodule"] = f"{owner.__module__}.{owner.__qualname__}"
+    # one prefix per folder, pool, size and channels: a rebuild after a source change finds and
+    # removes the outdated file, and never touches a cache of the same folder at another size
+    where = f"{Path(root).resolve()}|{fingerprint['image_size']}|{fingerprint['in_chans']}"
+    origin = hashlib.sha256(where.encode()).hexdigest()[:8]
+    # ("fit.max200-seed0", not "fit-max200...": the whole pool's prefix must not match the selection's)
+    pool_name = f"{name}.{variant}" if variant else name
+    prefix = f"{owner.__name__.lower()}-{pool_name}-{origin}"
+    path = Path(cache_dir) / f"{prefix}-{cache_key(fingerprint)}.npy"
+    if not path.is_file():
+        if not build:
+            return pool
+        log.info("decoding %d images of %s into the cache %s (%.2f GB)", len(pool), folder, path, size_gb)
+        build_cache(pool, path, num_workers=num_workers)
+        remove_stale(Path(cache_dir), prefix, keep=path)
+    names = [pool.sample_name(i) for i in range(len(pool))] if hasattr(pool, "sample_name") else None
+    return CachedImages(path, pool.targets, names)
 
 
 class CachedImages(Dataset):

@@ -6,7 +6,8 @@ normalizes whole batches: workers only decode and resize.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,17 @@ def resize_uint8(image: torch.Tensor, image_size: int | None) -> torch.Tensor:
 
 
 class ImageFileDataset(Dataset):
-    """Images read from files, with integer labels (-1 for unlabeled images)."""
+    """Images read from files, with integer labels (-1 for unlabeled images).
+
+    Args:
+        paths: the image files.
+        targets: the label of each file.
+        in_chans: channels of the images; image files decode to 1 or 3.
+        image_size: side every image is resized to; None keeps the native size.
+        reader: reads one file into a (C, H, W) tensor; None decodes image files with ``read_image``.
+            A reader other than None may return any dtype, so its images are never cached as uint8.
+            Loader workers pickle it: pass a module-level function or a ``functools.partial`` of one.
+    """
 
     def __init__(
         self,
@@ -62,26 +73,41 @@ class ImageFileDataset(Dataset):
         targets: Sequence[int],
         in_chans: int = 3,
         image_size: int | None = None,
+        reader: Callable[[str], torch.Tensor] | None = None,
     ) -> None:
         self.paths = [str(p) for p in paths]
         self.targets = np.asarray(targets, dtype=np.int64)
         self.in_chans = in_chans
         self.image_size = image_size
+        self.reader = reader
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> dict:
-        image = resize_uint8(read_image(self.paths[index], self.in_chans), self.image_size)
-        return {"image": image, "label": int(self.targets[index]), "index": index}
+        path = self.paths[index]
+        image = read_image(path, self.in_chans) if self.reader is None else self.reader(path)
+        return {
+            "image": resize_uint8(image, self.image_size),
+            "label": int(self.targets[index]),
+            "index": index,
+        }
 
     def sample_name(self, index: int) -> str:
         return self.paths[index]
 
+    @property
+    def folder(self) -> Path | None:
+        """The deepest folder that holds every file (what logs name as the images' source)."""
+        try:
+            return Path(os.path.commonpath([os.path.dirname(p) for p in self.paths]))
+        except ValueError:  # no files, or relative and absolute paths mixed
+            return None
+
     def select(self, indices: np.ndarray) -> ImageFileDataset:
         """The images at ``indices`` only, as a dataset of their own (what a subset needs to cache)."""
         paths = [self.paths[i] for i in indices]
-        return ImageFileDataset(paths, self.targets[indices], self.in_chans, self.image_size)
+        return ImageFileDataset(paths, self.targets[indices], self.in_chans, self.image_size, self.reader)
 
 
 class ArrayImageDataset(Dataset):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from imgcls.data.base import ImageDataModule
-from imgcls.data.datasets import resize_uint8
+from imgcls.data.datasets import ImageFileDataset
 from imgcls.data.eurosat import EUROSAT_CLASSES
 from imgcls.errors import ConfigError, DataError
 
@@ -53,32 +54,6 @@ def read_bands(path: str | Path, band_indices: Sequence[int]) -> torch.Tensor:
         raise DataError(f"{path} has shape {array.shape}; EuroSAT multispectral files hold 13 bands of 64x64")
     selected = np.ascontiguousarray(array[list(band_indices)], dtype=np.float32)
     return torch.from_numpy(selected / REFLECTANCE_SCALE)
-
-
-class MultibandTiffDataset(Dataset):
-    """Multispectral GeoTIFFs with labels; yields float32 reflectance images of the selected bands."""
-
-    def __init__(
-        self,
-        paths: Sequence[Path],
-        targets: Sequence[int],
-        band_indices: Sequence[int],
-        image_size: int | None,
-    ) -> None:
-        self.paths = [str(p) for p in paths]
-        self.targets = np.asarray(targets, dtype=np.int64)
-        self.band_indices = list(band_indices)
-        self.image_size = image_size
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> dict:
-        image = resize_uint8(read_bands(self.paths[index], self.band_indices), self.image_size)
-        return {"image": image, "label": int(self.targets[index]), "index": index}
-
-    def sample_name(self, index: int) -> str:
-        return self.paths[index]
 
 
 class EuroSATMSDataModule(ImageDataModule):
@@ -145,4 +120,8 @@ class EuroSATMSDataModule(ImageDataModule):
                 )
             paths += files
             targets += [target] * len(files)
-        return {"fit": MultibandTiffDataset(paths, targets, self.band_indices, self.image_size)}
+        return {"fit": ImageFileDataset(paths, targets, self.in_chans, self.image_size, self._image_reader())}
+
+    def _image_reader(self) -> partial:
+        # a partial of a module-level function pickles, as loader workers need
+        return partial(read_bands, band_indices=tuple(self.band_indices))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from imgcls.data.base import ImageDataModule
+from imgcls.data.base import ImageDataModule, absolute_folder
 from imgcls.data.datasets import ImageFileDataset, list_class_folders, scan_class_folders
 from imgcls.errors import ConfigError, DataError
 
@@ -30,7 +30,7 @@ class ImageFolderDataModule(ImageDataModule):
             raise ConfigError(
                 f"data.in_chans must be 1 (grayscale) or 3 (RGB) for image files, got {in_chans}"
             )
-        self.test_root = Path(test_root).expanduser() if test_root else None
+        self.test_root = absolute_folder(test_root) if test_root else None
         self._in_chans = in_chans
         if in_chans == 1 and len(self.default_mean) == 3:
             # grayscale decoding averages the colour channels, so do the statistics

@@ -9,10 +9,11 @@ the geometric and colour policies are kornia modules on float images in [0, 1]. 
 
 from __future__ import annotations
 
-import kornia.augmentation as K
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 import torch.nn.functional as F
-from kornia.augmentation.auto import RandAugment, TrivialAugment
 from torch import nn
 
 from imgcls.errors import ConfigError
@@ -129,6 +130,10 @@ def build_augmentation(
         return RandomShiftFlip(max_translate_px, "constant", dihedral=True)
     if name == "shift_flip":
         return RandomShiftFlip(round(0.1 * min(size)), "replicate")
+    # kornia only for its presets: importing it costs every command 0.16 s at start-up
+    import kornia.augmentation as K
+    from kornia.augmentation.auto import RandAugment, TrivialAugment
+
     flip = K.RandomHorizontalFlip()
     if name == "intel_study":
         return K.AugmentationSequential(
@@ -140,3 +145,72 @@ def build_augmentation(
     if name == "trivialaugment":
         return nn.Sequential(TrivialAugment(), K.AugmentationSequential(flip))
     return nn.Sequential(RandAugment(n=2, m=9), K.AugmentationSequential(flip))
+
+
+class BatchTransform(nn.Module):
+    """uint8 batch -> float in [0, 1] -> augmentation (when training) -> normalization, on any device.
+
+    The augmentation is built at the first training batch, which gives its image size; the mean and
+    std tensors once per device and dtype.
+
+    Args:
+        augment: name of a training augmentation preset (``AUGMENTATIONS``).
+        mean: per-channel normalization mean in [0, 1] units.
+        std: per-channel normalization standard deviation.
+        in_chans: channels of the images.
+        max_translate_px: largest shift of the ``flip_translate`` and ``overhead`` presets, in pixels.
+    """
+
+    def __init__(
+        self,
+        augment: str,
+        mean: Sequence[float],
+        std: Sequence[float],
+        in_chans: int,
+        max_translate_px: int = 30,
+    ) -> None:
+        super().__init__()
+        if augment not in AUGMENTATIONS:
+            raise ConfigError(f"unknown data.augment {augment!r}; choose one of: {', '.join(AUGMENTATIONS)}")
+        self.augment = augment
+        self.mean, self.std = list(mean), list(std)
+        self.in_chans = in_chans
+        self.max_translate_px = max_translate_px
+        self.augmentation: nn.Module | None = None
+        self._normalization: dict[str, Any] = {}
+
+    def forward(self, images: torch.Tensor, train: bool) -> torch.Tensor:
+        owned = images.dtype == torch.uint8
+        augmentation = None
+        if train and self.augment != "none":
+            if self.augmentation is None:
+                self.augmentation = build_augmentation(
+                    self.augment, tuple(images.shape[-2:]), self.in_chans, self.max_translate_px
+                )
+            augmentation = self.augmentation
+        # shifts and flips move bytes, a quarter of the memory traffic of the float batch
+        if augmentation is not None and owned and getattr(augmentation, "works_on_uint8", False):
+            images, augmentation = augmentation(images), None
+        if owned:
+            images = images.float().div_(255)
+        if augmentation is not None:
+            images = augmentation(images)
+        mean, std = self._normalization_tensors(images.device, images.dtype)
+        # in place only on a tensor made here: a float batch passed in is the caller's
+        return images.sub_(mean).div_(std) if owned else (images - mean) / std
+
+    def _normalization_tensors(
+        self, device: torch.device, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # built once per device: a fresh host-to-GPU copy every batch would wait for the GPU
+        key = (str(device), dtype)
+        if self._normalization.get("key") != key:
+            self._normalization = {
+                "key": key,
+                "mean": torch.tensor(self.mean, device=device, dtype=dtype).view(1, -1, 1, 1),
+                "std": torch.tensor(self.std, device=device, dtype=dtype).view(1, -1, 1, 1),
+            }
+        return self._normalization["mean"], self._normalization["std"]
+
+    def extra_repr(self) -> str:
+        return f"augment={self.augment!r}, in_chans={self.in_chans}, max_translate_px={self.max_translate_px}"

@@ -1,0 +1,184 @@
+"""Each stage sets up, and decodes into the cache, only the splits it uses; splits never depend on the stage."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from imgcls import CIFAR10DataModule, EuroSATDataModule, ImageFolderDataModule
+
+SPLITS = ("train", "val", "test")
+
+
+def cache_files(cache_dir: Path) -> list[str]:
+    return sorted(path.name for path in cache_dir.glob("*.npy"))
+
+
+def cifar(root: Path, cache_dir: Path, **kwargs) -> CIFAR10DataModule:
+    return CIFAR10DataModule(str(root), batch_size=4, num_workers=0, cache_dir=str(cache_dir), **kwargs)
+
+
+def eurosat(root: Path, cache_dir: Path, **kwargs) -> EuroSATDataModule:
+    kwargs = {"image_size": 32, "batch_size": 4, "num_workers": 0, "cache_dir": str(cache_dir), **kwargs}
+    return EuroSATDataModule(str(root), **kwargs)
+
+
+def all_batches(loader) -> dict[str, torch.Tensor]:
+    batches = list(loader)
+    return {key: torch.cat([b[key] for b in batches]) for key in ("image", "label", "index")}
+
+
+def named_batches(datamodule, split: str) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    """A split's images and labels with the names of their samples, in name order (train shuffles)."""
+    batches = all_batches(getattr(datamodule, f"{split}_dataloader")())
+    names = [datamodule.sample_name(split, int(i)) for i in batches["index"]]
+    order = sorted(range(len(names)), key=names.__getitem__)
+    return [names[i] for i in order], batches["image"][order], batches["label"][order]
+
+
+@pytest.mark.parametrize("stage", ["test", "predict"])
+def test_an_official_test_set_is_all_a_test_run_decodes(
+    stage: str, fixture_roots: dict[str, Path], tmp_path: Path
+) -> None:
+    """Defect 16: ``test`` and ``predict`` decoded CIFAR-10's 50,000 training images too."""
+    datamodule = cifar(fixture_roots["cifar10"], tmp_path / "cache")
+    datamodule.setup(stage)
+    (only,) = cache_files(tmp_path / "cache")
+    assert only.startswith("cifar10datamodule-test-")
+    assert len(datamodule.datasets[stage]) == 20 and "train" not in datamodule.datasets
+    assert len(np.load(tmp_path / "cache" / only, mmap_mode="r")) == 20
+
+
+def test_fit_decodes_the_training_pool_and_a_later_test_adds_the_test_split(
+    fixture_roots: dict[str, Path], tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    datamodule = cifar(fixture_roots["cifar10"], cache)
+    datamodule.setup("fit")
+    assert set(datamodule.datasets) == {"train", "val"}
+    (fit_file,) = cache_files(cache)
+    assert fit_file.startswith("cifar10datamodule-fit-")
+    datamodule.setup("test")  # trainer.test after trainer.fit, on the same datamodule
+    assert set(datamodule.datasets) == {"train", "val", "test"}
+    assert len(cache_files(cache)) == 2
+    everything = cifar(fixture_roots["cifar10"], cache)
+    everything.setup()
+    for split in SPLITS:
+        assert np.array_equal(datamodule.datasets[split].indices, everything.datasets[split].indices)
+
+
+def test_a_test_folder_is_logged_by_its_own_name(
+    fixture_roots: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    intel = fixture_roots["intel"]
+    datamodule = ImageFolderDataModule(
+        str(intel / "seg_train"),
+        test_root=str(intel / "seg_test"),
+        image_size=32,
+        num_workers=0,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    with caplog.at_level(logging.INFO, logger="imgcls.data"):
+        datamodule.setup("test")
+    decoding = [
+        record.getMessage() for record in caplog.records if record.getMessage().startswith("decoding")
+    ]
+    (line,) = [message for message in decoding if "imagefolderdatamodule-test-" in message]
+    assert line.startswith(f"decoding 18 images of {intel / 'seg_test'} into the cache")
+    assert "seg_train" not in line
+    (only,) = cache_files(tmp_path / "cache")
+    assert only.startswith("imagefolderdatamodule-test-")
+
+
+def test_a_carved_test_split_decodes_its_images_only_until_the_pool_is_cached(
+    eurosat_root: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    tested = eurosat(eurosat_root, cache)
+    tested.setup("test")
+    (part,) = cache_files(cache)
+    assert len(np.load(cache / part, mmap_mode="r")) == len(tested.datasets["test"]) == 20  # of 80
+    fitted = eurosat(eurosat_root, cache)
+    fitted.setup("fit")  # the whole pool, beside (not over) the test images' file
+    whole = [name for name in cache_files(cache) if name != part]
+    assert len(whole) == 1 and len(np.load(cache / whole[0], mmap_mode="r")) == 80
+    again = eurosat(eurosat_root, cache)
+    again.setup("test")  # now served from the whole pool's cache: nothing new decoded
+    assert sorted([part, *whole]) == cache_files(cache)
+    assert again.datasets["test"].dataset.path.name == whole[0]
+    streamed = eurosat(eurosat_root, cache, cache="never")
+    streamed.setup()
+    expected = named_batches(streamed, "test")
+    for datamodule in (tested, fitted, again):
+        datamodule.setup("test")
+        got = named_batches(datamodule, "test")
+        assert got[0] == expected[0]
+        assert torch.equal(got[1], expected[1]) and torch.equal(got[2], expected[2])
+
+
+@pytest.mark.parametrize("max_per_class", [None, 3])
+@pytest.mark.parametrize("order", [("test", "fit"), ("validate", "test", "fit"), ("predict", "fit"), (None,)])
+def test_splits_do_not_depend_on_the_stage_that_made_them(
+    order: tuple, max_per_class: int | None, eurosat_root: Path, tmp_path: Path
+) -> None:
+    kwargs = {"max_per_class": max_per_class, "val_fraction": 0.25, "test_fraction": 0.25}
+    streamed = eurosat(eurosat_root, tmp_path / "unused", cache="never", **kwargs)
+    streamed.setup()
+    datamodule = eurosat(eurosat_root, tmp_path / "cache", **kwargs)
+    for stage in order:
+        datamodule.setup(stage)
+    for split in SPLITS:
+        expected, got = named_batches(streamed, split), named_batches(datamodule, split)
+        assert got[0] == expected[0], split
+        assert torch.equal(got[1], expected[1]) and torch.equal(got[2], expected[2]), split
+        assert np.array_equal(datamodule.split_targets(split), streamed.split_targets(split)), split
+
+
+def test_split_targets_decode_nothing(fixture_roots: dict[str, Path], tmp_path: Path) -> None:
+    """Class-distribution reports after ``test`` ask for every split's labels."""
+    everything = cifar(fixture_roots["cifar10"], tmp_path / "all")
+    everything.setup()
+    datamodule = cifar(fixture_roots["cifar10"], tmp_path / "cache")
+    for split in SPLITS:
+        assert np.array_equal(datamodule.split_targets(split), everything.split_targets(split))
+    assert not cache_files(tmp_path / "cache")
+    datamodule.setup("test")
+    for split in SPLITS:
+        assert np.array_equal(datamodule.split_targets(split), everything.split_targets(split))
+    (only,) = cache_files(tmp_path / "cache")
+    assert only.startswith("cifar10datamodule-test-")
+
+
+def test_predict_on_a_folder_decodes_no_pool(fixture_roots: dict[str, Path], tmp_path: Path) -> None:
+    intel = fixture_roots["intel"]
+    datamodule = ImageFolderDataModule(
+        str(intel / "seg_train"),
+        test_root=str(intel / "seg_test"),
+        predict_root=str(intel / "seg_pred"),
+        image_size=32,
+        num_workers=0,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    datamodule.setup("predict")
+    assert set(datamodule.datasets) == {"predict"} and len(datamodule.datasets["predict"]) == 5
+    assert not (tmp_path / "cache").exists()
+
+
+def test_building_the_cache_leaves_the_training_seed_alone(eurosat_root: Path, tmp_path: Path) -> None:
+    """The same seed gives the same batches whether the run decodes the cache or reuses it."""
+
+    def first_epoch(cache_dir: Path, **kwargs) -> torch.Tensor:
+        torch.manual_seed(0)
+        datamodule = eurosat(eurosat_root, cache_dir, batch_size=8, **kwargs)
+        datamodule.setup("fit")
+        return all_batches(datamodule.train_dataloader())["index"]
+
+    built = first_epoch(tmp_path / "cache")
+    reused = first_epoch(tmp_path / "cache")
+    streamed = first_epoch(tmp_path / "unused", cache="never")
+    assert torch.equal(built, reused)
+    assert torch.equal(built, streamed)
