@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import functools
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import timm
 import torch
 import torchvision
+from jsonargparse import ArgumentParser
 from lightning.pytorch import Trainer
+from lightning.pytorch.cli import LRSchedulerCallable
 from torch import nn
+from torch.optim import lr_scheduler
 
 from imgcls import ImageClassifier
 from imgcls.errors import ConfigError
@@ -88,6 +93,105 @@ def test_head_lr_multiplier_scales_the_head_group() -> None:
     lrs = {g["name"]: g["lr"] for g in optimizer.param_groups}
     assert lrs == pytest.approx({"backbone": 1e-4, "head": 1e-3})
     assert all(g["momentum"] == 0.9 for g in optimizer.param_groups)
+
+
+def scheduler_from_yaml(class_path: str, **init_args: object) -> LRSchedulerCallable:
+    """A scheduler factory made the way LightningCLI makes it from ``class_path``/``init_args``."""
+    parser = ArgumentParser()
+    parser.add_argument("--lr_scheduler", type=LRSchedulerCallable)
+    config = parser.parse_object({"lr_scheduler": {"class_path": class_path, "init_args": init_args}})
+    return parser.instantiate_classes(config).lr_scheduler
+
+
+def head_and_backbone_lrs(factory: Callable, steps: int = 8) -> list[tuple[float, float]]:
+    """The head's and the backbone's learning rate before each of ``steps`` scheduler steps."""
+    model = ImageClassifier(
+        "test_resnet",
+        num_classes=3,
+        head_lr_multiplier=10,
+        optimizer=functools.partial(torch.optim.SGD, lr=0.01, momentum=0.9),
+        lr_scheduler=factory,
+    )
+    config = model.configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    lrs = []
+    for _ in range(steps):
+        groups = {group["name"]: group["lr"] for group in optimizer.param_groups}
+        lrs.append((groups["head"], groups["backbone"]))
+        optimizer.step()
+        # a plateau: the monitored loss never improves, so the rate drops to its floor
+        scheduler.step(1.0) if isinstance(scheduler, lr_scheduler.ReduceLROnPlateau) else scheduler.step()
+    return lrs
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [
+        functools.partial(lr_scheduler.OneCycleLR, max_lr=0.1, total_steps=10),
+        scheduler_from_yaml("torch.optim.lr_scheduler.OneCycleLR", max_lr=0.1, total_steps=10),
+        functools.partial(lr_scheduler.CyclicLR, base_lr=0.001, max_lr=0.1, step_size_up=3),
+        functools.partial(lr_scheduler.CosineAnnealingLR, T_max=10),
+        functools.partial(lr_scheduler.StepLR, step_size=2, gamma=0.5),
+        scheduler_from_yaml(
+            "torch.optim.lr_scheduler.ReduceLROnPlateau", mode="min", factor=0.1, patience=0, min_lr=1e-4
+        ),
+    ],
+    ids=["one_cycle", "one_cycle_yaml", "cyclic", "cosine", "step", "plateau_min_lr_yaml"],
+)
+def test_head_lr_multiplier_holds_through_the_schedule(factory: Callable) -> None:
+    lrs = head_and_backbone_lrs(factory)
+    assert len({backbone for _, backbone in lrs}) > 1  # the schedule did change the rate
+    for head, backbone in lrs:
+        assert head == pytest.approx(10 * backbone)
+
+
+@pytest.mark.parametrize(
+    ("factory", "match"),
+    [
+        # a factory whose arguments imgcls cannot see: OneCycleLR sets every group from one max_lr
+        (lambda opt: lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=10), r"OneCycleLR set the head"),
+        (functools.partial(lr_scheduler.CosineAnnealingLR, T_max=10, eta_min=1e-4), r"set eta_min to 0"),
+        (lambda opt: lr_scheduler.ReduceLROnPlateau(opt, min_lr=1e-4), r"give min_lr as a list"),
+    ],
+    ids=["one_cycle_lambda", "cosine_eta_min", "plateau_min_lr_lambda"],
+)
+def test_scheduler_that_would_undo_head_lr_multiplier_is_refused(factory: Callable, match: str) -> None:
+    with pytest.raises(ConfigError, match=match) as error:
+        head_and_backbone_lrs(factory)
+    assert "model.head_lr_multiplier 10" in str(error.value)
+
+
+def test_random_weights_are_logged_only_when_a_fit_trains_from_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="imgcls")
+    message = "backbone test_resnet starts from random weights (model.pretrained is false)"
+    batches = [{"image": torch.randn(4, 3, 16, 16), "label": torch.arange(4) % 3} for _ in range(2)]
+    loader = torch.utils.data.DataLoader(batches, batch_size=None)
+
+    def trainer(max_epochs: int) -> Trainer:
+        return Trainer(
+            max_epochs=max_epochs,
+            limit_val_batches=0,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=tmp_path,
+        )
+
+    model = ImageClassifier("test_resnet", num_classes=3)
+    assert message not in caplog.text
+    fresh = trainer(max_epochs=1)
+    fresh.fit(model, train_dataloaders=loader)
+    assert caplog.text.count(message) == 1
+    fresh.save_checkpoint(tmp_path / "run.ckpt")
+    caplog.clear()
+    # resumed, tested: the checkpoint's weights are loaded, so nothing starts from random weights
+    resumed = ImageClassifier("test_resnet", num_classes=3)
+    trainer(max_epochs=2).fit(resumed, train_dataloaders=loader, ckpt_path=tmp_path / "run.ckpt")
+    trainer(max_epochs=1).test(resumed, dataloaders=loader, ckpt_path=tmp_path / "run.ckpt", verbose=False)
+    assert message not in caplog.text
 
 
 def test_plateau_scheduler_follows_monitor() -> None:

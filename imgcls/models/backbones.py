@@ -11,7 +11,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import timm
+# timm is imported inside the functions that build models: it takes 0.6 s, which every command
+# (and --help) would pay at start-up
 import torch
 import torchvision
 from torch import nn
@@ -34,12 +35,16 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 def available_backbones() -> list[str]:
     """Every name ``create_backbone`` accepts."""
+    import timm
+
     return timm.list_models() + [
         TORCHVISION_PREFIX + n for n in torchvision.models.list_models(torchvision.models)
     ]
 
 
 def _check_name(name: str) -> None:
+    import timm
+
     valid = (
         torchvision.models.list_models(torchvision.models)
         if name.startswith(TORCHVISION_PREFIX)
@@ -95,6 +100,8 @@ def _create_torchvision(builder: str, pretrained: bool, **kwargs: Any) -> tuple[
 
 def adapt_first_conv(model: nn.Module, in_chans: int) -> None:
     """Give the first convolution ``in_chans`` input channels, keeping (adapted) pretrained weights."""
+    import timm
+
     name = first_conv_name(model)
     if name is None:
         raise ConfigError(f"{type(model).__name__} has no Conv2d whose input channels could be changed")
@@ -139,6 +146,8 @@ def replace_activation(model: nn.Module, activation: str) -> int:
 
 def _weights_location(name: str) -> str:
     """Where the library itself looks for cached weights of ``name``, in words."""
+    import timm
+
     if name.startswith(TORCHVISION_PREFIX):
         try:
             url = torchvision.models.get_model_weights(name.removeprefix(TORCHVISION_PREFIX)).DEFAULT.url
@@ -174,6 +183,8 @@ def create_backbone(
     Returns:
         The backbone, mapping (B, in_chans, H, W) images to (B, num_features), and num_features.
     """
+    import timm
+
     _check_name(name)
     try:
         if name.startswith(TORCHVISION_PREFIX):

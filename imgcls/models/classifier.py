@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Literal, get_args
 
 import torch
@@ -19,9 +20,11 @@ from imgcls.models.heads import create_head
 from imgcls.models.weights import load_backbone_weights
 
 log = logging.getLogger(__name__)
-STAGES = ("train", "val", "test")
 TtaMode = Literal["none", "hflip", "dihedral"]
 TTA_MODES = get_args(TtaMode)
+# scheduler arguments torch takes as one learning rate for all parameter groups or as one per group
+# (OneCycleLR's max_lr, CyclicLR's base_lr and max_lr, ReduceLROnPlateau's min_lr)
+PER_GROUP_LR_ARGUMENTS = ("max_lr", "base_lr", "min_lr")
 
 
 def tta_views(images: torch.Tensor, mode: str) -> list[torch.Tensor]:
@@ -65,7 +68,9 @@ class ImageClassifier(LightningModule):
         head_activation: activation between MLP head layers.
         head_dropout: dropout of the head.
         freeze_backbone: train the head only; the backbone's batch-norm statistics stay frozen too.
-        head_lr_multiplier: the head's learning rate is the optimizer's times this.
+        head_lr_multiplier: the head's learning rate is the optimizer's times this, through the whole
+            schedule: a scheduler's ``max_lr``, ``base_lr`` or ``min_lr`` given as one number is scaled per
+            parameter group; a scheduler that would still undo the ratio is refused.
         optimizer: optimizer class and arguments (``class_path``/``init_args`` in YAML).
         lr_scheduler: optional scheduler; ``ReduceLROnPlateau`` follows ``monitor``. A ``OneCycleLR``
             without ``total_steps`` (and without ``epochs``) gets the run's length: its optimizer steps
@@ -136,8 +141,6 @@ class ImageClassifier(LightningModule):
         )
         if from_file:
             load_backbone_weights(self.backbone, pretrained)
-        elif not pretrained:
-            log.info("backbone %s starts from random weights (model.pretrained is false)", backbone)
         self.head = create_head(num_features, num_classes, head_hidden or (), head_activation, head_dropout)
         if freeze_backbone:
             self.backbone.requires_grad_(False)
@@ -162,6 +165,14 @@ class ImageClassifier(LightningModule):
     @property
     def monitor_mode(self) -> str:
         return monitor_mode(self.hparams.monitor)
+
+    def on_fit_start(self) -> None:
+        # said here, not at construction: test, predict, validate and a resumed fit load a checkpoint's
+        # weights next, so only a fresh fit really trains from random weights
+        if not self.hparams.pretrained and self.trainer.ckpt_path is None:
+            log.info(
+                "backbone %s starts from random weights (model.pretrained is false)", self.hparams.backbone
+            )
 
     def _compute_logits(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(images))
@@ -233,12 +244,17 @@ class ImageClassifier(LightningModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.parameter_groups())
-        for group in optimizer.param_groups:
-            if group["name"] == "head":
-                group["lr"] = optimizer.defaults["lr"] * self.hparams.head_lr_multiplier
+        multiplier = self.hparams.head_lr_multiplier
+        scales = [multiplier if group["name"] == "head" else 1.0 for group in optimizer.param_groups]
+        # the scaled lr becomes the group's own: schedulers take it as the group's initial_lr
+        for group, scale in zip(optimizer.param_groups, scales, strict=True):
+            group["lr"] = group["lr"] * scale
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer, **self._run_length_arguments())
+        scheduler = self.scheduler_factory(
+            optimizer, **self._run_length_arguments(), **self._per_group_lr_arguments(scales)
+        )
+        self._check_lr_scales(optimizer, scheduler)
         if isinstance(scheduler, ReduceLROnPlateau):
             if scheduler.mode != self.monitor_mode:
                 raise ConfigError(
@@ -251,6 +267,48 @@ class ImageClassifier(LightningModule):
             }
         interval = self.hparams.scheduler_interval
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+
+    def _per_group_lr_arguments(self, scales: list[float]) -> dict[str, list[float]]:
+        """The scheduler's learning rates configured as one number, as one per group, scaled."""
+        configured = getattr(self.scheduler_factory, "keywords", {})
+        if all(scale == 1 for scale in scales):
+            return {}
+        return {
+            name: [value * scale for scale in scales]
+            for name, value in configured.items()
+            if name in PER_GROUP_LR_ARGUMENTS
+            and isinstance(value, (int, float))
+            and not isinstance(value, bool)
+        }
+
+    def _check_lr_scales(self, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+        """Refuse a scheduler that sets, or floors, the head's and backbone's rates off their ratio."""
+        multiplier = self.hparams.head_lr_multiplier
+        names = [group["name"] for group in optimizer.param_groups]
+        if multiplier == 1 or "backbone" not in names:
+            return
+        head, backbone = names.index("head"), names.index("backbone")
+        lrs = [float(group["lr"]) for group in optimizer.param_groups]
+        scheduler_name = type(scheduler).__name__
+        if not math.isclose(lrs[head], lrs[backbone] * multiplier, rel_tol=1e-6):
+            raise ConfigError(
+                f"{scheduler_name} set the head's learning rate to {lrs[head]:g} and the backbone's to "
+                f"{lrs[backbone]:g}, undoing model.head_lr_multiplier {multiplier:g}. Configure the scheduler "
+                f"with class_path/init_args (in Python, functools.partial) so that imgcls scales its "
+                f"{', '.join(PER_GROUP_LR_ARGUMENTS)} per parameter group, give them as lists [backbone, head], "
+                "or set model.head_lr_multiplier to 1."
+            )
+        # a floor shared by the groups brings head and backbone to one rate at the end of the schedule
+        if hasattr(scheduler, "min_lrs"):  # ReduceLROnPlateau
+            floors, fix = scheduler.min_lrs, "give min_lr as a list [backbone, head]"
+        else:  # the cosine schedules
+            floors, fix = [getattr(scheduler, "eta_min", 0.0)] * len(names), "set eta_min to 0"
+        if not math.isclose(floors[head], floors[backbone] * multiplier, rel_tol=1e-6):
+            raise ConfigError(
+                f"{scheduler_name} floors the head's learning rate at {floors[head]:g} and the backbone's at "
+                f"{floors[backbone]:g}, so they end the schedule off model.head_lr_multiplier "
+                f"{multiplier:g}; {fix}, or set model.head_lr_multiplier to 1."
+            )
 
     def _run_length_arguments(self) -> dict[str, int]:
         """``total_steps`` for a one-cycle schedule left without a length: the steps this run takes."""

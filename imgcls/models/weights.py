@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import safetensors.torch
-import timm
 import torch
 from torch import nn
 
@@ -67,6 +66,8 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
             state[conv_key].shape[1],
             own[conv_key].shape[1],
         )
+        import timm  # 0.6 s to import: only when a checkpoint's first layer needs adapting
+
         state[conv_key] = timm.models.adapt_input_conv(own[conv_key].shape[1], state[conv_key])
     unused = sorted(k for k in state if k not in own)
     if unused:
