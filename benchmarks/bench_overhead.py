@@ -42,7 +42,7 @@ def imgcls_steps(args: argparse.Namespace, cache_dir: str) -> list[float]:
     import torch
     from lightning.pytorch import Callback, Trainer
 
-    from imgcls.throughput import ThroughputMonitor
+    from imgcls.callbacks import ImagesPerSecond
 
     datamodule, model = build(args, cache_dir)
     model.optimizer_factory = lambda params: torch.optim.SGD(params, lr=0.01, momentum=0.9)
@@ -67,7 +67,7 @@ def imgcls_steps(args: argparse.Namespace, cache_dir: str) -> list[float]:
         enable_model_summary=False,
         num_sanity_val_steps=0,
         log_every_n_steps=10,
-        callbacks=[StepClock(), ThroughputMonitor()],
+        callbacks=[StepClock(), ImagesPerSecond()],
     )
     trainer.fit(model, datamodule=datamodule)
     times = [b - a for a, b in itertools.pairwise(starts)]

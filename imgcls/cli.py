@@ -9,44 +9,38 @@ from __future__ import annotations
 import difflib
 import logging
 import re
+import shutil
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
 import torch
 import yaml
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from imgcls.callbacks import TensorBoardReports
+from imgcls import runs
+from imgcls.callbacks import EpochLines, PredictionWriter, RunInfoWriter, TestReportWriter
 from imgcls.data.base import ImageDataModule
 from imgcls.errors import ConfigError, ImgclsError
+from imgcls.loggers import EvaluationCSVLogger, EvaluationTensorBoardLogger
 from imgcls.models.classifier import ImageClassifier, monitor_mode
-from imgcls.reporting import PredictionWriter, RunInfoWriter, TestReportWriter
-from imgcls.throughput import ThroughputMonitor
+from imgcls.quiet import silence_library_noise
 
 log = logging.getLogger(__name__)
-CHECKPOINT_ALIASES = ("best", "last")
-
-
-def _version_number(folder: Path) -> int:
-    match = re.fullmatch(r"version_(\d+)", folder.name)
-    return int(match.group(1)) if match else -1
-
-
-def find_checkpoint(experiment_dir: Path, which: str) -> Path:
-    """The ``best`` or ``last`` checkpoint of the newest run of an experiment that has one."""
-    versions = sorted(experiment_dir.glob("version_*"), key=_version_number, reverse=True)
-    for version in versions:
-        candidate = version / "checkpoints" / f"{which}.ckpt"
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(
-        f"--ckpt_path {which}: no checkpoints/{which}.ckpt in any run under {experiment_dir}. Run `fit` with this "
-        "config first, or pass a checkpoint file (--ckpt_path PATH)."
-    )
+TRAINER_COMMANDS = {
+    "fit": "train a model (the run folder gets config, checkpoints, TensorBoard and CSV logs)",
+    "validate": "score a checkpoint on the validation split",
+    "test": "score a checkpoint on the test split and write its report into the run folder",
+    "predict": "write the top-k classes of every image into the run folder",
+}
+ANALYSIS_COMMANDS = {
+    "summary": "parameters, GFLOPs and memory of a model (nothing trained)",
+    "compare": "one table and figures comparing tested runs, seeds grouped with 95% CIs",
+}
 
 
 def _option_names(parser: Any) -> list[str]:
@@ -60,10 +54,18 @@ def _option_names(parser: Any) -> list[str]:
 
 
 class ImgclsArgumentParser(LightningArgumentParser):
-    """LightningArgumentParser whose errors about unknown keys suggest the closest valid ones."""
+    """LightningArgumentParser whose errors are one line with the closest valid keys, and which
+    refuses abbreviated options (argparse would take ``--trainer.max_epoch`` as ``max_epochs``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
-        unknown = re.findall(r"option '([\w.]+)'|Key \"([\w.]+)\"|--([\w.]+) could match", message)
+        unknown = re.findall(
+            r"option '([\w.]+)'|Key \"([\w.]+)\"|--([\w.]+) could match|unrecognized arguments: --([\w.]+)",
+            message,
+        )
         keys = [next(k for k in groups if k) for groups in unknown]
         if keys:
             parser = getattr(ex, "subcommand_parser", None) or self
@@ -71,8 +73,39 @@ class ImgclsArgumentParser(LightningArgumentParser):
             close = difflib.get_close_matches(keys[0], options, n=3, cutoff=0.6)
             close += [o for o in options if o.endswith("." + keys[0].rsplit(".", 1)[-1]) and o not in close]
             if close:
-                message += f". Did you mean: {', '.join(close[:3])}?"
-        super().error(message, ex)
+                message = message.rstrip(". ") + f". Did you mean: {', '.join(close[:3])}?"
+        message = _explain_class_option(message)
+        if not self.exit_on_error:
+            super().error(message, ex)  # raises, for jsonargparse's own retries
+        # one line, no usage dump: the help is one `--help` away
+        print(f"imgcls: error: {' '.join(message.split())}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _explain_class_option(message: str) -> str:
+    """jsonargparse's many-line account of an unknown argument of a ``class_path`` section, as one
+    sentence with the closest arguments of that class."""
+    match = re.search(
+        r"Parser key \"([\w.]+)\".*Problem with given class_path '([\w.]+)':\s*Option '(\w+)' is not accepted",
+        message,
+        flags=re.DOTALL,
+    )
+    if match is None:
+        return message
+    section, class_path, option = match.groups()
+    try:
+        from jsonargparse import ArgumentParser
+
+        module, _, name = class_path.rpartition(".")
+        parser = ArgumentParser()
+        # the signature as jsonargparse sees it, **kwargs followed into the base classes
+        parser.add_class_arguments(getattr(__import__(module, fromlist=[name]), name), "init")
+        accepted = [n.removeprefix("init.") for n in _option_names(parser) if n.startswith("init.")]
+    except Exception:  # only a better message: fall back to jsonargparse's
+        return message
+    close = difflib.get_close_matches(option, accepted, n=3, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(f'{section}.init_args.{c}' for c in close)}?" if close else ""
+    return f"{section}.init_args.{option} is not an argument of {class_path}.{hint}"
 
 
 def _string_values(node: Any) -> str:
@@ -105,24 +138,26 @@ def _piece_names(config: Any) -> list[str]:
 
 
 class RunConfigSaver(SaveConfigCallback):
-    """Save the resolved config beside the run's logs without clobbering an earlier one.
+    """Save the resolved config in the run folder without clobbering an earlier one.
 
     ``fit`` writes ``config.yaml``; ``test``/``validate``/``predict`` (and a resumed ``fit``) write
-    ``config_<stage>.yaml``, numbered if needed, into the run folder of their checkpoint.
+    ``config_<command>.yaml``, numbered if needed, into the run folder of their checkpoint (not into
+    the subfolder they log to).
     """
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if self.already_saved or trainer.log_dir is None:
+        if self.already_saved:
             return
-        folder = Path(trainer.log_dir)
-        stage = getattr(trainer.state.fn, "value", stage)
-        name = "config.yaml"
-        count = 1
-        while (folder / name).exists():
-            name = f"config_{stage}.yaml" if count == 1 else f"config_{stage}_{count}.yaml"
-            count += 1
-        self.config_filename = name
-        super().setup(trainer, pl_module, stage)
+        folder = runs.run_dir_of_log_dir(trainer.log_dir or trainer.default_root_dir)  # broadcasts
+        if trainer.is_global_zero:
+            command = getattr(trainer.state.fn, "value", stage)
+            name, count = runs.CONFIG, 1
+            while (folder / name).exists():
+                name = f"config_{command}.yaml" if count == 1 else f"config_{command}_{count}.yaml"
+                count += 1
+            folder.mkdir(parents=True, exist_ok=True)
+            self.parser.save(self.config, str(folder / name), skip_unset=False, multifile=self.multifile)
+        self.already_saved = True
 
 
 class ImgclsCLI(LightningCLI):
@@ -132,15 +167,22 @@ class ImgclsCLI(LightningCLI):
         kwargs.setdefault("save_config_callback", RunConfigSaver)
         kwargs.setdefault("parser_kwargs", {"parser_mode": "yaml"})
         kwargs.setdefault("parser_class", ImgclsArgumentParser)
-        super().__init__(
-            ImageClassifier,
-            ImageDataModule,
-            subclass_mode_data=True,
-            auto_configure_optimizers=False,
-            args=args,
-            run=run,
-            **kwargs,
-        )
+        self.created_dirs: list[Path] = []
+        self.checkpoint_position: dict[str, Any] = {}
+        self.run_dir: Path | None = None
+        try:
+            super().__init__(
+                ImageClassifier,
+                ImageDataModule,
+                subclass_mode_data=True,
+                auto_configure_optimizers=False,
+                args=args,
+                run=run,
+                **kwargs,
+            )
+        except ImgclsError:
+            self.discard_failed_run()
+            raise
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
@@ -183,9 +225,6 @@ class ImgclsCLI(LightningCLI):
             parser.link_arguments("model.monitor", f"{key}.mode", compute_fn=monitor_mode)
         parser.add_lightning_class_args(TestReportWriter, "report")
         parser.add_lightning_class_args(PredictionWriter, "predictions")
-        parser.add_lightning_class_args(RunInfoWriter, "run_info")
-        parser.add_lightning_class_args(TensorBoardReports, "tensorboard")
-        parser.add_lightning_class_args(ThroughputMonitor, "throughput")
 
     # --- run folders and checkpoint aliases -----------------------------------------------------
 
@@ -215,24 +254,81 @@ class ImgclsCLI(LightningCLI):
             torch.set_num_threads(threads)
         experiment_dir = self._experiment_dir()
         ckpt_path = config.get("ckpt_path")
-        if ckpt_path in CHECKPOINT_ALIASES:
-            config["ckpt_path"] = str(find_checkpoint(experiment_dir, ckpt_path))
+        if ckpt_path in runs.CHECKPOINT_ALIASES:
+            config["ckpt_path"] = ckpt_path = str(runs.find_checkpoint(experiment_dir, ckpt_path))
         elif ckpt_path and not Path(ckpt_path).is_file():
             raise ConfigError(
                 f"--ckpt_path {ckpt_path} does not exist. Pass an existing .ckpt file, or 'best' / 'last' for the "
                 f"newest run of experiment {experiment_dir.name!r} under {experiment_dir.parent}."
             )
+        # a damaged file fails here, in one line, before anything is created
+        self.checkpoint_position = runs.read_checkpoint_position(ckpt_path) if ckpt_path else {}
 
-    def _run_version(self) -> int | None:
-        """Reuse the run folder of the checkpoint being evaluated or resumed."""
+    def _evaluated_run(self) -> Path | None:
+        """The run folder of the checkpoint being evaluated or resumed, if it sits in one."""
         ckpt_path = self._subconfig().get("ckpt_path")
-        if not ckpt_path:
-            return None
-        folder = Path(ckpt_path).resolve().parent.parent
-        experiment_dir = self._experiment_dir().resolve()
-        if folder.parent == experiment_dir and _version_number(folder) >= 0:
-            return _version_number(folder)
-        return None
+        return runs.run_dir_of_checkpoint(ckpt_path) if ckpt_path else None
+
+    def _claim_run_dir(self) -> Path:
+        """A new ``version_N`` folder of the experiment, created by this process alone."""
+        folder = runs.claim_version_dir(self._experiment_dir())
+        self.created_dirs.append(folder)
+        return folder
+
+    def _loggers(self) -> tuple[list[Any], Path]:
+        """The loggers of this command and its run folder.
+
+        ``fit`` logs TensorBoard and CSV into the run folder (a new one, or the one it resumes); the
+        evaluation commands log into a subfolder of their checkpoint's run (``version_N/test``) at the
+        checkpoint's step, so that their values never land on the fit's curves. ``predict`` logs nothing.
+        """
+        command = self.subcommand or "fit"  # run=False: the caller trains with the objects it gets
+        run_dir = self._evaluated_run()
+        if run_dir is None:
+            run_dir = self._claim_run_dir()
+        if command == "predict":
+            return [], run_dir
+        save_dir, name = str(run_dir.parent.parent), run_dir.parent.name
+        if command == "fit":
+            # CSV first: its writer warns about, and deletes, a metrics.csv in a folder that another
+            # logger has already written to (a resumed run's history is handed back by keep_history)
+            loggers = [
+                CSVLogger(save_dir, name=name, version=run_dir.name),
+                TensorBoardLogger(save_dir, name=name, version=run_dir.name, default_hp_metric=False),
+            ]
+            return loggers, run_dir
+        model = self._get(self.config_init, "model")
+        evaluation = runs.evaluation_name(
+            command,
+            self._subconfig().get("ckpt_path"),
+            run_dir,
+            getattr(model, "test_time_augmentation", "none"),
+        )
+        log_dir = run_dir / evaluation
+        if not log_dir.exists():
+            self.created_dirs.append(log_dir)
+        position = {
+            "checkpoint_step": self.checkpoint_position.get("global_step") or 0,
+            "checkpoint_epoch": self.checkpoint_position.get("epoch"),
+        }
+        version = f"{run_dir.name}/{evaluation}"
+        loggers = [
+            EvaluationCSVLogger(save_dir, name=name, version=version, **position),
+            EvaluationTensorBoardLogger(
+                save_dir, name=name, version=version, default_hp_metric=False, **position
+            ),
+        ]
+        return loggers, run_dir
+
+    def _callbacks(self, trainer_config: dict[str, Any]) -> list[Any]:
+        """The configured callbacks, with one line per epoch instead of a progress bar when standard
+        output is not a terminal (a batch job's log file), and the run-info record of ``fit``."""
+        callbacks = list(trainer_config.get("callbacks") or [])
+        if trainer_config.get("enable_progress_bar") is not False and not sys.stdout.isatty():
+            callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)] + [EpochLines()]
+        if self.subcommand in ("fit", None):
+            callbacks.append(RunInfoWriter())
+        return callbacks
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         trainer_config = self._get(self.config_init, "trainer", default={})
@@ -246,22 +342,104 @@ class ImgclsCLI(LightningCLI):
             )
             kwargs["precision"] = "32-true"
             self._subconfig()["trainer"]["precision"] = "32-true"
+        kwargs["callbacks"] = self._callbacks(trainer_config)
         experiment_dir = self._experiment_dir()
+        smoke_test = bool(trainer_config.get("fast_dev_run"))
+        own_logger = trainer_config.get("logger") in (None, True) and not smoke_test
+        if own_logger:
+            kwargs["logger"], self.run_dir = self._loggers()
+            if self.subcommand in ("fit", None) and self._subconfig().get("ckpt_path"):
+                # a resume continues in its run folder on purpose: Lightning's warnings that the
+                # folder is not empty, and that the CSV log will be deleted, do not apply
+                for message, module in (
+                    (r"Experiment logs directory .* exists and is not empty", r"lightning\.fabric\.loggers"),
+                    (r"Checkpoint directory .* exists and is not empty", r"lightning\.pytorch\.callbacks"),
+                ):
+                    warnings.filterwarnings("ignore", message=message, module=module)
+                keep_history(kwargs["logger"], self.checkpoint_position.get("global_step"))
+        else:
+            self.run_dir = None
+        if self.run_dir is not None:
+            # checkpoints of the run, whichever logger comes first (an evaluation logs into a subfolder)
+            for callback in kwargs["callbacks"] + self._extra_callbacks():
+                if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
+                    callback.dirpath = str(self.run_dir / runs.CHECKPOINTS)
         if trainer_config.get("default_root_dir") is None:
             # fast_dev_run swaps the logger for a dummy: keep its files out of the working directory
             # and apart from real runs
-            smoke_test = bool(trainer_config.get("fast_dev_run"))
-            kwargs["default_root_dir"] = str(
-                experiment_dir / "fast_dev_run" if smoke_test else experiment_dir
-            )
-        if trainer_config.get("logger") in (None, True):
-            kwargs["logger"] = TensorBoardLogger(
-                save_dir=str(experiment_dir.parent),
-                name=experiment_dir.name,
-                version=self._run_version(),
-                default_hp_metric=False,
-            )
+            root = self.run_dir or (experiment_dir / "fast_dev_run" if smoke_test else experiment_dir)
+            kwargs["default_root_dir"] = str(root)
         return super().instantiate_trainer(**kwargs)
+
+    def _extra_callbacks(self) -> list[Any]:
+        """The callbacks configured as sections of their own (``checkpoint``, ``report``...)."""
+        return [self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys]
+
+    # --- after each command: where its files are ---------------------------------------------
+
+    def _say_where(self, files: tuple[str, ...], folder: Path | None) -> None:
+        if folder is None or not self.trainer.is_global_zero:
+            return
+        present = [name for name in files if (folder / name).exists()]
+        print(f"imgcls: run folder {folder}: {', '.join(present)}", flush=True)
+        tensorboard = Path(sys.executable).parent / "tensorboard"
+        command = str(tensorboard) if tensorboard.is_file() else "tensorboard"
+        print(f"imgcls: curves: {_relative(command)} --logdir {_relative(folder.parent)}", flush=True)
+
+    def after_fit(self) -> None:
+        self._say_where(runs.FIT_FILES, self.run_dir)
+
+    def after_test(self) -> None:
+        writer = next((c for c in self.trainer.callbacks if isinstance(c, TestReportWriter)), None)
+        folder = writer.folder if writer is not None else None
+        self._say_where(runs.TEST_FILES, folder)
+
+    def after_predict(self) -> None:
+        writer = next((c for c in self.trainer.callbacks if isinstance(c, PredictionWriter)), None)
+        if writer is not None and writer.path is not None and self.trainer.is_global_zero:
+            print(f"imgcls: predictions in {writer.path}", flush=True)
+
+    def discard_failed_run(self) -> None:
+        """Remove what this command created when it failed before writing anything of worth:
+        a run folder (or evaluation subfolder) holding no checkpoint and no report."""
+        for folder in reversed(self.created_dirs):
+            if not folder.is_dir():
+                continue
+            keep = [p for p in folder.rglob("*") if p.suffix == ".ckpt" or p.name in runs.TEST_FILES]
+            if not keep:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _relative(path: str | Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def keep_history(loggers: list[Any], upto_step: int | None) -> None:
+    """Let a resumed fit continue the CSV log of the run instead of starting it anew.
+
+    Lightning's ``CSVLogger`` deletes an existing ``metrics.csv`` when it starts; the rows the run had
+    logged up to the checkpoint are handed back to it, to be written first. Rows after the
+    checkpoint's step belong to epochs that the resumed run repeats, and are dropped.
+    """
+    import csv
+
+    for logger in loggers:
+        if not isinstance(logger, CSVLogger):
+            continue
+        path = Path(logger.log_dir) / runs.METRICS_CSV
+        if not path.is_file():
+            continue
+        with path.open(newline="") as f:
+            rows = [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+        rows = [r for r in rows if upto_step is None or r.get("step", 0) <= upto_step]
+        for row in rows:
+            for key in ("step", "epoch"):
+                if key in row:
+                    row[key] = int(row[key])
+        logger.experiment.metrics[:0] = rows
 
 
 def bf16_is_emulated(accelerator: Any) -> bool:
@@ -295,7 +473,16 @@ def _user_message(err: BaseException) -> str:
     return text
 
 
-ANALYSIS_COMMANDS = ("summary", "compare")
+def top_level_help() -> str:
+    """What ``imgcls --help`` prints: every command, trainer and analysis alike."""
+    width = max(len(name) for name in (*TRAINER_COMMANDS, *ANALYSIS_COMMANDS))
+    lines = ["usage: imgcls COMMAND [options]   (imgcls COMMAND --help for the options of one)", ""]
+    lines += ["training and evaluation (LightningCLI; --config FILE, any --section.key VALUE):"]
+    lines += [f"  {name:<{width}}  {text}" for name, text in TRAINER_COMMANDS.items()]
+    lines += ["", "reading models and run folders:"]
+    lines += [f"  {name:<{width}}  {text}" for name, text in ANALYSIS_COMMANDS.items()]
+    lines += ["", "example: imgcls fit --config configs/eurosat_sample.yaml"]
+    return "\n".join(lines)
 
 
 def main(args: list[str] | None = None) -> None:
@@ -305,13 +492,21 @@ def main(args: list[str] | None = None) -> None:
     models and run folders without training (``imgcls.analysis.commands``).
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    silence_library_noise()
     argv = sys.argv[1:] if args is None else list(args)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(top_level_help())
+        sys.exit(0 if argv else 2)
     try:
-        if argv and argv[0] in ANALYSIS_COMMANDS:
+        if argv[0] in ANALYSIS_COMMANDS:
             from imgcls.analysis.commands import run_command
 
             run_command(argv[0], argv[1:])
             return
+        if argv[0] not in TRAINER_COMMANDS and not argv[0].startswith("-"):
+            close = difflib.get_close_matches(argv[0], [*TRAINER_COMMANDS, *ANALYSIS_COMMANDS], n=1)
+            hint = f" Did you mean: {close[0]}?" if close else ""
+            raise ConfigError(f"unknown command {argv[0]!r}; see `imgcls --help`.{hint}")
         ImgclsCLI(args=args)
     except ImgclsError as err:
         print(f"imgcls: error: {_user_message(err)}", file=sys.stderr)

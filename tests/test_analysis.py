@@ -15,14 +15,15 @@ from torch import nn
 
 from imgcls.analysis.compare import compare_runs, group_runs, mean_std_ci95, t_critical, write_comparison
 from imgcls.analysis.runs import find_run_dirs, load_run, read_curves
-from imgcls.analysis.summary import summarize_model
 from imgcls.cli import main
 from imgcls.errors import ConfigError, DataError
-from tests.test_reports import make_tiny_runs
+from imgcls.models.summary import summarize_model
 
 
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
+    from tests.test_reports import make_tiny_runs  # trains through the CLI: only the tests that need it
+
     return make_tiny_runs(tmp_path_factory.mktemp("tiny_runs"))
 
 
@@ -191,7 +192,7 @@ def test_bad_folders_are_one_clear_error(make: str, tmp_path: Path) -> None:
 
 
 def test_plots_take_tables_from_run_folders(seeds: list[Path]) -> None:
-    from imgcls.analysis import plots
+    from imgcls import plots
     from imgcls.analysis.runs import read_class_distribution, read_confusion_matrix
 
     confusion = read_confusion_matrix(seeds[0])

@@ -100,7 +100,7 @@ def scheduler_from_yaml(class_path: str, **init_args: object) -> LRSchedulerCall
     parser = ArgumentParser()
     parser.add_argument("--lr_scheduler", type=LRSchedulerCallable)
     config = parser.parse_object({"lr_scheduler": {"class_path": class_path, "init_args": init_args}})
-    return parser.instantiate_classes(config).lr_scheduler
+    return parser.instantiate(config).lr_scheduler
 
 
 def head_and_backbone_lrs(factory: Callable, steps: int = 8) -> list[tuple[float, float]]:

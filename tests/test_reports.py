@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 import torch
 
+from imgcls.callbacks.reports import TopKPredictions, prediction_rows
 from imgcls.cli import main
-from imgcls.reporting import _PredictionCollector, prediction_rows
 from tests.conftest import REPO
 from tests.fixtures import folders
 
@@ -26,7 +26,8 @@ FAST = [
     "--model.pretrained=false",
     "--trainer.accelerator=cpu",
     "--trainer.devices=1",
-    "--trainer.callbacks=[]",
+    '--trainer.callbacks=[{"class_path": "imgcls.callbacks.ImagesPerSecond"}, '
+    '{"class_path": "imgcls.callbacks.TensorBoardReports"}]',
     "--trainer.enable_progress_bar=false",
     "--trainer.enable_model_summary=false",
     "--data.init_args.num_workers=0",
@@ -169,17 +170,11 @@ def test_tensorboard_holds_validation_reports_batch_grid_and_hparams(run: Path) 
 
 
 def test_prediction_collector_keeps_each_sample_once() -> None:
-    class Module:
-        hparams = {"num_classes": 3}
-        device = torch.device("cpu")
-        trainer = None
-
-    Module.hparams = type("H", (dict,), {"__getattr__": dict.__getitem__})(num_classes=3)
-    collector = _PredictionCollector(top_k=2)
+    collector = TopKPredictions(top_k=2)
     probs = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.7, 0.2, 0.1]])
     # the third row repeats sample 4, as a distributed sampler's padding does
     collector.update(probs, torch.tensor([0, 1, 0]), torch.tensor([4, 9, 4]))
-    gathered = collector.gather(Module())
+    gathered = collector.compute()
     assert gathered["index"].tolist() == [4, 9]
     rows = prediction_rows(gathered, ["a", "b", "c"], ["x.jpg", "y.jpg"])
     assert rows[0]["predicted"] == "a" and rows[0]["correct"] is True

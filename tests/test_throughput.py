@@ -1,4 +1,4 @@
-"""ThroughputMonitor: images per second and epoch seconds for train, val and test, every epoch."""
+"""ImagesPerSecond: images per second and epoch seconds for train, val and test, every epoch."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import pytest
 from lightning.pytorch import Trainer
 
 from imgcls import EuroSATDataModule, ImageClassifier
+from imgcls.callbacks import ImagesPerSecond
 from imgcls.cli import main
-from imgcls.throughput import ThroughputMonitor
 from tests.conftest import REPO
 
 
-class RecordMetrics(ThroughputMonitor):
+class RecordMetrics(ImagesPerSecond):
     """Keeps what was logged after each epoch, to count epochs."""
 
     def __init__(self) -> None:
@@ -34,7 +34,7 @@ def parts(eurosat_root: Path, tmp_path: Path) -> tuple[EuroSATDataModule, ImageC
     return datamodule, model
 
 
-def make_trainer(tmp_path: Path, callback: ThroughputMonitor, epochs: int = 2) -> Trainer:
+def make_trainer(tmp_path: Path, callback: ImagesPerSecond | None, epochs: int = 2) -> Trainer:
     return Trainer(
         default_root_dir=tmp_path,
         max_epochs=epochs,
@@ -44,7 +44,7 @@ def make_trainer(tmp_path: Path, callback: ThroughputMonitor, epochs: int = 2) -
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[callback],
+        callbacks=[callback] if callback is not None else [],
     )
 
 
@@ -65,7 +65,7 @@ def test_logs_train_and_val_figures_every_epoch(parts, tmp_path: Path) -> None:
 
 def test_logs_test_figures(parts, tmp_path: Path) -> None:
     datamodule, model = parts
-    trainer = make_trainer(tmp_path, ThroughputMonitor())
+    trainer = make_trainer(tmp_path, ImagesPerSecond())
     metrics = trainer.test(model, datamodule=datamodule, verbose=False)[0]
     assert metrics["test_images_per_sec"] > 0
     assert metrics["test_images_per_sec"] * metrics["test_epoch_sec"] == pytest.approx(
@@ -73,9 +73,9 @@ def test_logs_test_figures(parts, tmp_path: Path) -> None:
     )
 
 
-def test_disabled_logs_nothing(parts, tmp_path: Path) -> None:
+def test_without_the_callback_nothing_is_logged(parts, tmp_path: Path) -> None:
     datamodule, model = parts
-    trainer = make_trainer(tmp_path, ThroughputMonitor(enabled=False), epochs=1)
+    trainer = make_trainer(tmp_path, None, epochs=1)
     trainer.fit(model, datamodule=datamodule)
     assert not any("images_per_sec" in key for key in trainer.callback_metrics)
 

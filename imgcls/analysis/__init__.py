@@ -1,12 +1,59 @@
-"""Reading run folders: model summaries, run comparisons and plots. Nothing here trains.
+"""Reading run folders: run comparisons, curves, reports, and model summaries. Nothing here trains.
 
 ``imgcls summary`` and ``imgcls compare`` (``commands``) and ``notebooks/`` are built from these functions.
+Each name is imported on first use, so that ``imgcls summary`` does not pay for pandas and TensorBoard.
 """
 
-from imgcls.analysis.compare import compare_runs, group_runs, to_markdown, write_comparison
-from imgcls.analysis.runs import Run, find_run_dirs, load_run, load_runs, read_curves, read_scalars
-from imgcls.analysis.summary import ModelSummary, build_model, summarize_model
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from imgcls.analysis.compare import (
+        compare_runs,
+        group_runs,
+        to_markdown,
+        validation_curves,
+        write_comparison,
+    )
+    from imgcls.analysis.runs import (
+        Run,
+        find_run_dirs,
+        load_run,
+        load_runs,
+        read_class_distribution,
+        read_confusion_matrix,
+        read_curves,
+        read_examples,
+        read_scalars,
+        read_table,
+    )
+    from imgcls.models.summary import ModelSummary, build_model, summarize_model
+
+_MODULES = {
+    "imgcls.analysis.compare": (
+        "compare_runs",
+        "group_runs",
+        "to_markdown",
+        "validation_curves",
+        "write_comparison",
+    ),
+    "imgcls.analysis.runs": (
+        "Run",
+        "find_run_dirs",
+        "load_run",
+        "load_runs",
+        "read_class_distribution",
+        "read_confusion_matrix",
+        "read_curves",
+        "read_examples",
+        "read_scalars",
+        "read_table",
+    ),
+    "imgcls.models.summary": ("ModelSummary", "build_model", "summarize_model"),
+}
+_EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
 __all__ = [
     "ModelSummary",
     "Run",
@@ -16,9 +63,26 @@ __all__ = [
     "group_runs",
     "load_run",
     "load_runs",
+    "read_class_distribution",
+    "read_confusion_matrix",
     "read_curves",
+    "read_examples",
     "read_scalars",
+    "read_table",
     "summarize_model",
     "to_markdown",
+    "validation_curves",
     "write_comparison",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

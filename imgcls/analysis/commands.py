@@ -1,96 +1,201 @@
 """``imgcls summary`` and ``imgcls compare``: model summaries and run comparisons from the command line.
 
-imgcls summary --model.backbone resnet50 --image-size 64 --model.num_classes 10
+imgcls summary --model.backbone resnet50 --data.image_size 64 --model.num_classes 10
 imgcls summary --config configs/eurosat_sample.yaml
 imgcls summary --run runs/eurosat_sample/version_0
 imgcls compare runs/eurosat_sample runs/eurosat_resnet50/version_2 --goal 0.85 --output runs/comparison
+
+Both parse with jsonargparse like the training commands; ``summary`` takes its model arguments from
+``ImageClassifier``'s signature. A parse error is one ``ConfigError`` line, never a usage dump.
 """
 
 from __future__ import annotations
 
-import argparse
+import difflib
+import inspect
 import json
+import re
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal
 
 import yaml
+from jsonargparse import ArgumentError, ArgumentParser, Namespace
 
 from imgcls.errors import ConfigError
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse whose errors become one-line ``ConfigError`` messages like the rest of imgcls."""
+class _Parser(ArgumentParser):
+    """jsonargparse's parser with no abbreviations, whose errors are one-line ``ConfigError`` messages
+    like the rest of imgcls, suggesting the closest option for an unknown one."""
 
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+    def __init__(self, prog: str, description: str) -> None:
+        super().__init__(prog=prog, description=description, exit_on_error=False, allow_abbrev=False)
+
+    @property
+    def options(self) -> list[str]:
+        """Every option name, as the help lists them."""
+        return list(dict.fromkeys(re.findall(r"(?<![\w-])--\w[\w.-]*\w", self.format_help())))
+
+    def parse(self, argv: list[str], namespace: Namespace | None = None) -> Namespace:
+        """``parse_args``, raising ``ConfigError`` with one line that names the option and the fix."""
+        try:
+            return self.parse_args(argv, namespace=namespace)
+        except ArgumentError as err:
+            raise ConfigError(f"{self.explain(str(err))} (see `{self.prog} --help`)") from None
+
+    def explain(self, message: str) -> str:
+        """One line out of jsonargparse's multi-line messages."""
+        lines = [line.strip() for line in message.splitlines() if line.strip()]
+        if lines and lines[0].startswith("unrecognized arguments:"):
+            given = [
+                token.split("=", 1)[0] for token in lines[0].split(":", 1)[1].split() if token.startswith("-")
+            ]
+            hints = [
+                f"{name} (did you mean {close[0]}?)" if close else name
+                for name in given
+                for close in [difflib.get_close_matches(name, self.options, n=1, cutoff=0.6)]
+            ]
+            return "unknown option " + ", ".join(hints) if hints else lines[0]
+        key = re.match(r'Parser key "([^"]+)"', lines[0]) if lines else None
+        if key is None:
+            return " ".join(lines)
+        option = next((o for o in self.options if o.lstrip("-").replace("-", "_") == key.group(1)), None)
+        option = option or f"--{key.group(1)}"
+        text = "\n".join(lines)
+        given = re.findall(r"(?:Given|Got) value: (.*)", text)
+        subtypes = re.search(r"Subtypes: \[(.*)\]", text)
+        expected = re.search(r"Expected a (.*?)\. Got value", text)
+        if subtypes:
+            kinds = [_type_name(t) for t in re.split(r",\s*(?![^\[]*\])", subtypes.group(1))]
+        elif expected:
+            kinds = [_type_name(expected.group(1))]
+        else:
+            return f"{option}: " + " ".join(lines[1:])
+        hint = " (a list is written [16,32])" if any(k.startswith("list") for k in kinds) else ""
+        got = f", got {given[-1]!r}" if given else ""
+        return f"{option} expects {' or '.join(kinds)}{got}{hint}"
 
 
-def _summary_parser() -> argparse.ArgumentParser:
+def _type_name(text: str) -> str:
+    """``<class 'int'>`` -> ``int``, ``NoneType`` -> ``null``, ``Literal['a', 'b']`` -> ``one of 'a', 'b'``."""
+    text = re.sub(r"<class '([\w.]+)'>", r"\1", text.strip()).replace("typing.", "")
+    if text == "NoneType":
+        return "null"
+    literal = re.fullmatch(r"Literal\[(.*)\]", text)
+    return f"one of {literal.group(1)}" if literal else text
+
+
+def _summary_parser() -> _Parser:
+    from imgcls.models.classifier import ImageClassifier
+    from imgcls.models.summary import ARCHITECTURE_ARGS
+
     parser = _Parser(
-        prog="imgcls summary",
-        description="Parameters, GFLOPs per image, parameter and activation memory of a model (not trained).",
+        "imgcls summary",
+        "Parameters, GFLOPs per image, parameter and activation memory of a model (not trained). The model "
+        "comes from --config, then --run, then the --model.* options, each overriding the ones before.",
     )
-    source = parser.add_argument_group("where the architecture comes from (later ones override earlier)")
-    source.add_argument("--config", help="a YAML config (configs/*.yaml or a run's config.yaml)")
-    source.add_argument("--run", help="a run folder: its hparams.yaml and recorded input size")
-    source.add_argument("--model.backbone", dest="backbone", help="timm name or torchvision/<builder>")
-    source.add_argument("--model.num_classes", dest="num_classes", type=int, help="classes (default 10)")
-    source.add_argument("--model.in_chans", dest="in_chans", type=int, help="input channels (default 3)")
+    source = parser.add_argument_group("Where the model comes from")
     source.add_argument(
-        "--model.head_hidden", dest="head_hidden", type=int, nargs="*", help="MLP head widths"
+        "--config",
+        type=str | None,
+        default=None,
+        help="A YAML config (configs/*.yaml or a run's config.yaml).",
     )
-    size = parser.add_argument_group("input")
-    size.add_argument("--image-size", "--data.image_size", dest="image_size", type=int, help="square side")
+    source.add_argument(
+        "--run", type=str | None, default=None, help="A run folder: its hparams.yaml and recorded input size."
+    )
+    # the arguments that change the architecture, as fit takes them; training-only ones are left out
+    training_only = set(inspect.signature(ImageClassifier).parameters) - set(ARCHITECTURE_ARGS)
+    parser.add_class_arguments(
+        ImageClassifier, "model", skip=training_only, help="Model (ImageClassifier's architecture arguments)"
+    )
+    # no default backbone: a summary of resnet18 nobody asked for would hide a forgotten option
+    parser.set_defaults({"model.backbone": None})
+    size = parser.add_argument_group("Input")
     size.add_argument(
-        "--input-size", dest="input_size", type=int, nargs=3, metavar=("C", "H", "W"), help="full input shape"
+        "--data.image_size",
+        "--image-size",
+        dest="image_size",
+        type=int | None,
+        default=None,
+        help="Side of square images (default: the config's, else 224).",
     )
     size.add_argument(
-        "--batch-size", dest="batch_size", type=int, default=1, help="images for the memory columns"
+        "--input-size",
+        type=int,
+        nargs=3,
+        metavar=("C", "H", "W"),
+        default=None,
+        help="Full input shape (overrides --data.image_size and --model.in_chans).",
     )
-    output = parser.add_argument_group("output")
-    output.add_argument("--depth", type=int, default=1, help="module depth of the layer table (0: none)")
-    output.add_argument("--format", choices=("markdown", "json"), default="markdown")
-    output.add_argument("--output", help="also write the summary to this file")
+    size.add_argument("--batch-size", type=int, default=1, help="Images per batch of the memory columns.")
+    output = parser.add_argument_group("Output")
+    output.add_argument("--depth", type=int, default=1, help="Module depth of the layer table (0: none).")
+    output.add_argument(
+        "--format", type=Literal["markdown", "json"], default="markdown", help="Output format."
+    )
+    output.add_argument(
+        "--output", type=str | None, default=None, help="Also write the summary to this file."
+    )
     return parser
 
 
-def _compare_parser() -> argparse.ArgumentParser:
+def _compare_parser() -> _Parser:
     parser = _Parser(
-        prog="imgcls compare",
-        description="One table (Markdown and CSV) and figures comparing tested runs; seeds grouped with 95%% CIs.",
+        "imgcls compare",
+        "One table (Markdown and CSV) and figures comparing tested runs; runs differing only in seed grouped "
+        "with 95% confidence intervals. train_* and val_* columns are of the tested checkpoint's epoch "
+        "(tested_epoch), test_* of metrics.json.",
     )
-    parser.add_argument("runs", nargs="+", help="run folders, experiment folders or a runs folder")
+    parser.add_argument("runs", type=str, nargs="+", help="Run folders, experiment folders or a runs folder.")
+    parser.add_argument("--output", type=str, default="comparison", help="Folder for tables and figures.")
     parser.add_argument(
-        "--output", default="comparison", help="folder for tables and figures (default: comparison)"
+        "--goal", type=float | None, default=None, help="Goal accuracy line of the bar chart, e.g. 0.85."
     )
-    parser.add_argument("--goal", type=float, help="goal accuracy line of the bar chart, e.g. 0.85")
     parser.add_argument(
-        "--allow-mixed", action="store_true", help="compare runs of different datasets anyway"
+        "--allow-mixed", action="store_true", help="Compare runs of different datasets anyway."
     )
-    parser.add_argument("--skip-untested", action="store_true", help="leave out runs without test results")
-    parser.add_argument("--no-figures", action="store_true", help="write the tables only")
+    parser.add_argument(
+        "--skip-untested",
+        action="store_true",
+        help="Leave out (with a warning) runs without test results or with damaged files.",
+    )
+    parser.add_argument("--no-figures", action="store_true", help="Write the tables only.")
     return parser
 
 
-def _architecture(args: argparse.Namespace) -> tuple[dict[str, Any], list[int] | None]:
-    """Model arguments and input size from --config, --run and the flags, in that order of precedence."""
+def _read_config(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(
+            f"--config {path} does not exist; pass a YAML config such as configs/eurosat_sample.yaml"
+        )
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--config {path} is not valid YAML: {' '.join(str(err).split())}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(
+            f"--config {path} holds no settings; pass a YAML config such as configs/eurosat_sample.yaml"
+        )
+    return config
+
+
+def _base_architecture(args: Namespace) -> tuple[dict[str, Any], int | None, list[int] | None]:
+    """Model arguments, image size and input size of --config, then --run (later ones win)."""
     model: dict[str, Any] = {}
-    input_size: list[int] | None = None
     image_size: int | None = None
+    input_size: list[int] | None = None
     if args.config:
         path = Path(args.config)
-        if not path.is_file():
-            raise ConfigError(
-                f"--config {path} does not exist; pass a YAML config such as configs/eurosat_sample.yaml"
-            )
-        config = yaml.safe_load(path.read_text()) or {}
-        model.update(config.get("model") or {})
+        config = _read_config(path)
+        section = config.get("model") or {}
+        model.update(section.get("init_args", section) if isinstance(section, dict) else {})
         data = config.get("data")
         if isinstance(data, str):  # a nested data config file, as configs may do
             nested = path.parent / data
             data = yaml.safe_load(nested.read_text()) if nested.is_file() else {}
-        data_args = (data or {}).get("init_args") or {}
+        data_args = (data.get("init_args") or {}) if isinstance(data, dict) else {}
         image_size = data_args.get("image_size")
         if data_args.get("in_chans"):
             model.setdefault("in_chans", data_args["in_chans"])
@@ -101,31 +206,40 @@ def _architecture(args: argparse.Namespace) -> tuple[dict[str, Any], list[int] |
         model.update({k: v for k, v in run.hparams.items() if not k.startswith("_")})
         input_size = run.info.get("input_size") or input_size
         image_size = run.data_args.get("image_size") or image_size
-    for key in ("backbone", "num_classes", "in_chans", "head_hidden"):
-        if getattr(args, key) is not None:
-            model[key] = getattr(args, key)
+    return model, image_size, input_size
+
+
+def _architecture(parser: _Parser, argv: list[str]) -> tuple[Namespace, dict[str, Any], list[int]]:
+    """Options, model arguments and input size: --config, then --run, then the options given."""
+    args = parser.parse(argv)
+    base, image_size, input_size = _base_architecture(args)
+    # parse again on top of the config's values: only options given on the command line override them
+    start = Namespace()
+    for key, value in base.items():
+        if key in args.model and value is not None:
+            start[f"model.{key}"] = value
+    args = parser.parse(argv, namespace=start)
+    model = {key: value for key, value in args.model.as_dict().items() if value is not None}
     if not model.get("backbone"):
         raise ConfigError(
             "imgcls summary needs a model: pass --model.backbone NAME, --config FILE or --run RUN_DIR"
         )
-    in_chans = int(model.get("in_chans") or 3)
     if args.image_size:
         image_size, input_size = args.image_size, None
     if args.input_size:
         input_size = list(args.input_size)
     if input_size is None:
         side = int(image_size or 224)
-        input_size = [in_chans, side, side]
+        input_size = [int(model.get("in_chans") or 3), side, side]
     model["in_chans"] = input_size[0]
-    return model, input_size
+    return args, model, input_size
 
 
 def summary_command(argv: list[str]) -> str:
     """Run ``imgcls summary``; return the text it printed."""
-    from imgcls.analysis.summary import build_model, summarize_model
+    from imgcls.models.summary import build_model, summarize_model
 
-    args = _summary_parser().parse_args(argv)
-    model_args, input_size = _architecture(args)
+    args, model_args, input_size = _architecture(_summary_parser(), argv)
     model = build_model(**model_args)
     summary = summarize_model(model, input_size, batch_size=args.batch_size, depth=args.depth)
     if args.format == "json":
@@ -145,7 +259,7 @@ def compare_command(argv: list[str]) -> dict[str, Path]:
     """Run ``imgcls compare``; return the files it wrote."""
     from imgcls.analysis.compare import write_comparison
 
-    args = _compare_parser().parse_args(argv)
+    args = _compare_parser().parse(argv)
     written = write_comparison(
         args.runs,
         args.output,

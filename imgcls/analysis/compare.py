@@ -1,7 +1,9 @@
 """Comparing runs: one table of model, cost and accuracy per run, seed groups with confidence intervals.
 
-Everything is read from run folders (``run_info.json``, ``metrics.json``, TensorBoard events); a model is
-rebuilt only for runs made before ``run_info.json`` existed.
+Everything is read from run folders (``run_info.json``, ``metrics.json``, the fit's ``metrics.csv`` or
+TensorBoard events); a model is rebuilt only for runs made before ``run_info.json`` existed. The train and
+validation columns are those of the epoch whose checkpoint was tested (``tested_epoch``), so that every
+number of a row describes one model.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from imgcls.analysis import plots
-from imgcls.analysis.runs import Run, load_run, load_runs, read_curves, test_command
+from imgcls import plots
+from imgcls.analysis.runs import Run, find_run_dirs, load_run, read_curves, test_command
 from imgcls.errors import ConfigError, DataError
+from imgcls.runs import CHECKPOINTS, TEST_METRICS, read_checkpoint_position
 
 log = logging.getLogger(__name__)
 
@@ -99,17 +102,33 @@ def group_key(run: Run) -> str:
 
 
 def _value_at_epoch(curves: pd.DataFrame, metric: str, epoch: int | None) -> float:
+    """The value of ``metric`` at ``epoch``; of the last epoch that has one when ``epoch`` is None."""
     if metric not in curves or curves[metric].isna().all():
         return float("nan")
     rows = curves.dropna(subset=[metric])
-    if epoch is not None and (rows["epoch"] == epoch).any():
-        return float(rows.loc[rows["epoch"] == epoch, metric].iloc[-1])
-    return float(rows[metric].iloc[-1])
+    if epoch is None:
+        return float(rows[metric].iloc[-1])
+    at_epoch = rows.loc[rows["epoch"] == epoch, metric]
+    return float(at_epoch.iloc[-1]) if len(at_epoch) else float("nan")
+
+
+def tested_epoch(run: Run) -> int | None:
+    """The 0-based epoch of the checkpoint ``test`` evaluated: recorded in ``metrics.json``, else (runs
+    tested before it was) read from the run's ``best.ckpt``; None when neither says."""
+    epoch = run.metrics.get("epoch")
+    if epoch is None and run.has_test_results and "checkpoint" not in run.metrics:
+        best = run.path / CHECKPOINTS / "best.ckpt"
+        if best.is_file():
+            try:
+                epoch = read_checkpoint_position(best)["epoch"]
+            except DataError as err:
+                log.warning("%s: cannot tell the tested epoch: %s", run.name, err)
+    return int(epoch) if epoch is not None else None
 
 
 def _rebuilt_cost(run: Run) -> tuple[float, float]:
     """Parameters and GFLOPs of a run without ``run_info.json``, from a rebuilt model (NaN if impossible)."""
-    from imgcls.analysis.summary import build_model, count_gflops
+    from imgcls.models.summary import build_model, count_gflops
 
     size = run.data_args.get("image_size")
     if not run.hparams.get("backbone"):
@@ -128,9 +147,11 @@ def run_row(run: Run) -> dict[str, Any]:
     """One run's row of the comparison table."""
     metrics = run.metrics
     curves = read_curves(run, ("train_acc", "train_loss_epoch", "val_acc", "val_loss", "train_epoch_sec"))
-    final = run.info.get("final") or {}
     # train/val numbers of the epoch whose checkpoint was tested, so that all columns describe one model
-    epoch = metrics.get("epoch")
+    epoch = tested_epoch(run)
+    # run_info.json's final values stand in for curves that lack a metric, when they are of that epoch
+    final_epoch = run.info.get("final_epoch")
+    final = (run.info.get("final") or {}) if epoch is None or final_epoch == epoch else {}
 
     def pick(metric: str, fallback: str | None = None) -> float:
         value = _value_at_epoch(curves, metric, epoch)
@@ -148,7 +169,7 @@ def run_row(run: Run) -> dict[str, Any]:
         seconds = curves["train_epoch_sec"].mean()
     if seconds is None:
         # older runs: the spacing of the per-epoch validation events
-        times = run.scalars.loc[run.scalars.tag == "val_loss", "wall_time"].sort_values()
+        times = run.fit_scalars.loc[run.fit_scalars.tag == "val_loss", "wall_time"].sort_values()
         seconds = float(times.diff().mean()) if len(times) > 1 else None
     epochs = run.info.get("epochs")
     if epochs is None and not curves.empty:
@@ -163,6 +184,7 @@ def run_row(run: Run) -> dict[str, Any]:
         "params": params,
         "gflops": gflops,
         "epochs": epochs,
+        "tested_epoch": epoch,
         "seconds_per_epoch": seconds,
         "train_acc": pick("train_acc"),
         "train_loss": pick("train_loss_epoch", "train_loss"),
@@ -191,16 +213,14 @@ def check_comparable(runs: list[Run], allow_mixed: bool = False, skip_untested: 
     if untested and not skip_untested:
         names = ", ".join(str(r.path) for r in untested)
         raise DataError(
-            f"no test results (metrics.json with test_* values) in: {names}. Run `{test_command(untested[0].path)}` "
-            "for each, or pass --skip-untested to leave them out."
+            f"no test results ({TEST_METRICS} with test_* values) in: {names}. Run "
+            f"`{test_command(untested[0].path)}` for each, or pass --skip-untested to leave them out."
         )
     for run in untested:
         log.warning("leaving out %s: it has no test results", run.path)
     runs = [r for r in runs if r.has_test_results]
     if not runs:
-        raise DataError(
-            "none of the runs has test results; run `imgcls test --config RUN/config.yaml --ckpt_path RUN/checkpoints/best.ckpt` first"
-        )
+        raise DataError(f"none of the runs has test results; run `{test_command(Path('RUN'))}` first")
     datasets: dict[tuple[Any, ...], list[str]] = {}
     for run in runs:
         datasets.setdefault(run.dataset_signature, []).append(run.name)
@@ -216,6 +236,17 @@ def check_comparable(runs: list[Run], allow_mixed: bool = False, skip_untested: 
     return runs
 
 
+def _unless_damaged(read: Any, what: Any, skip: bool) -> Any:
+    """``read(what)``; with ``skip``, None and a warning when a file of the run is damaged."""
+    try:
+        return read(what)
+    except DataError as err:
+        if not skip:
+            raise DataError(f"{err} To compare the other runs without it, pass --skip-untested.") from err
+        log.warning("leaving out %s: %s", getattr(what, "path", what), err)
+        return None
+
+
 def compare_runs(
     paths: Sequence[str | Path] | str | Path, allow_mixed: bool = False, skip_untested: bool = False
 ) -> pd.DataFrame:
@@ -226,10 +257,26 @@ def compare_runs(
     Args:
         paths: run folders, experiment folders or runs folders (see ``find_run_dirs``).
         allow_mixed: compare runs of different datasets (otherwise a ``ConfigError``).
-        skip_untested: leave out runs without test results (otherwise a ``DataError``).
+        skip_untested: leave out runs without test results or with damaged files, with a logged
+            warning (otherwise a ``DataError``).
+
+    Raises:
+        DataError: a run has no test results, or a damaged file (empty or cut short ``metrics.json``...).
+        ConfigError: the runs come from different datasets, or a path holds no runs.
     """
-    runs = check_comparable(load_runs(paths), allow_mixed, skip_untested)
-    table = pd.DataFrame([run_row(r) for r in runs])
+    loaded = [_unless_damaged(load_run, folder, skip_untested) for folder in find_run_dirs(paths)]
+    loaded = [run for run in loaded if run is not None]
+    if not loaded:
+        raise DataError("every run has a damaged file (see the warnings above); nothing to compare")
+    runs, rows = [], []
+    for run in check_comparable(loaded, allow_mixed, skip_untested):
+        row = _unless_damaged(run_row, run, skip_untested)
+        if row is not None:
+            runs.append(run)
+            rows.append(row)
+    if not runs:
+        raise DataError("every run has a damaged file (see the warnings above); nothing to compare")
+    table = pd.DataFrame(rows).astype({"tested_epoch": "Int64"})
     names = table["run"].tolist()
     # runs of the same experiment name from different runs folders keep their full paths apart
     table["run"] = [
@@ -263,6 +310,7 @@ def group_runs(table: pd.DataFrame) -> pd.DataFrame:
             "params": frame["params"].iloc[0],
             "gflops": frame["gflops"].iloc[0],
             "epochs": float(pd.to_numeric(frame["epochs"], errors="coerce").mean()),
+            "tested_epochs": ", ".join("?" if pd.isna(e) else str(e) for e in frame.get("tested_epoch", [])),
         }
         for metric in METRICS:
             values = pd.to_numeric(frame[metric], errors="coerce").tolist()
@@ -274,7 +322,7 @@ def group_runs(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _format(value: Any, column: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
     if column == "params":
         return f"{float(value) / 1e6:.3f}M"
@@ -307,9 +355,37 @@ def _merge_intervals(table: pd.DataFrame) -> pd.DataFrame:
     return merged
 
 
-def to_markdown(table: pd.DataFrame) -> str:
+def describe_epochs(table: pd.DataFrame) -> str:
+    """The line under a comparison table that says which epoch each number is from ("" if none apply)."""
+    if "tested_epochs" in table:
+        text = (
+            "train_* and val_* of each run are from its tested epoch (tested_epochs: the epochs of the tested "
+            f"checkpoints, 0-based as in TensorBoard), test_* from {TEST_METRICS}; mean ± half-width of the "
+            "t-distribution 95% CI over seeds."
+        )
+        if table["tested_epochs"].astype(str).str.contains("?", regex=False).any():
+            text += " A ? marks a run tested before its epoch was recorded: its train_* and val_* are its last epoch's."
+    elif "tested_epoch" in table:
+        text = (
+            "train_* and val_* are from tested_epoch, the epoch of the tested checkpoint (0-based, as in "
+            f"TensorBoard); test_* from {TEST_METRICS}."
+        )
+        if table["tested_epoch"].isna().any():
+            text += " Where tested_epoch is empty (tested before it was recorded), they are the last epoch's."
+    else:
+        return ""
+    return text
+
+
+def to_markdown(table: pd.DataFrame, note: bool = True) -> str:
     """A GitHub Markdown table; accuracies as percentages, parameters in millions, and seed groups'
-    mean, std and CI columns as one "mean ± 95% CI half-width" column per metric."""
+    mean, std and CI columns as one "mean ± 95% CI half-width" column per metric.
+
+    Args:
+        table: ``compare_runs`` or ``group_runs`` output, or any table.
+        note: add the line that says which epoch the train and validation columns are from.
+    """
+    text = describe_epochs(table) if note else ""
     if any(c.endswith("_mean") for c in table.columns):
         table = _merge_intervals(table)
     header = "| " + " | ".join(table.columns) + " |"
@@ -323,6 +399,8 @@ def to_markdown(table: pd.DataFrame) -> str:
         lines.append(
             "| " + " | ".join(_format(v, c) for v, c in zip(record, table.columns, strict=True)) + " |"
         )
+    if text:
+        lines += ["", text]
     return "\n".join(lines)
 
 

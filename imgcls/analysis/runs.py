@@ -1,9 +1,13 @@
-"""Reading run folders (``runs/<experiment>/version_N``): configs, reports, predictions, TensorBoard scalars."""
+"""Reading run folders (``runs/<experiment>/version_N``): configs, reports, predictions, the fit's curves.
+
+What a run folder holds and how its files are named comes from ``imgcls.runs``, the schema the writers
+(the CLI and its callbacks) follow too. A file that cannot be read is a ``DataError`` naming the file and
+the command that rewrites it, never a parser's traceback.
+"""
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -13,21 +17,41 @@ import pandas as pd
 import yaml
 
 from imgcls.errors import ConfigError, DataError
+from imgcls.runs import (
+    CHECKPOINTS,
+    CLASS_DISTRIBUTION,
+    CONFIG,
+    CONFUSION_MATRIX,
+    EVENTS_GLOB,
+    EXAMPLES_FIGURE,
+    HPARAMS,
+    METRICS_CSV,
+    PREDICT_CSV,
+    PREDICTIONS,
+    RUN_INFO,
+    RUN_MARKERS,
+    TEST_METRICS,
+    is_run_dir,
+    version_dirs,
+)
 
-RUN_INFO = "run_info.json"
-RUN_MARKERS = ("config.yaml", "hparams.yaml", "metrics.json", RUN_INFO)
-
-
-def _version_number(folder: Path) -> int:
-    match = re.fullmatch(r"version_(\d+)", folder.name)
-    return int(match.group(1)) if match else -1
-
-
-def is_run_dir(folder: Path) -> bool:
-    """Whether ``folder`` is one run: it holds a config, hparams, a report or TensorBoard events."""
-    return folder.is_dir() and (
-        any((folder / name).is_file() for name in RUN_MARKERS) or any(folder.glob("events.out.tfevents.*"))
-    )
+__all__ = [
+    "RUN_INFO",
+    "RUN_MARKERS",
+    "Run",
+    "find_run_dirs",
+    "is_run_dir",
+    "load_run",
+    "load_runs",
+    "read_class_distribution",
+    "read_confusion_matrix",
+    "read_curves",
+    "read_examples",
+    "read_scalars",
+    "read_table",
+    "resolve_sample",
+    "test_command",
+]
 
 
 def find_run_dirs(paths: list[str | Path] | tuple[str | Path, ...] | str | Path) -> list[Path]:
@@ -52,12 +76,13 @@ def find_run_dirs(paths: list[str | Path] | tuple[str | Path, ...] | str | Path)
         if is_run_dir(path):
             runs = [path]
         else:
-            runs = sorted((p for p in path.glob("version_*") if is_run_dir(p)), key=_version_number)
+            runs = [p for p in version_dirs(path) if is_run_dir(p)]
             if not runs:
-                runs = sorted(p for p in path.glob("*/version_*") if is_run_dir(p))
+                experiments = sorted(p for p in path.iterdir() if p.is_dir())
+                runs = [p for experiment in experiments for p in version_dirs(experiment) if is_run_dir(p)]
         if not runs:
             raise ConfigError(
-                f"{path} holds no runs: expected a run folder (config.yaml, hparams.yaml, metrics.json or "
+                f"{path} holds no runs: expected a run folder ({', '.join(RUN_MARKERS)}, checkpoints or "
                 "TensorBoard events) or folders of them (<experiment>/version_N). Run `imgcls fit` first, or "
                 "pass the folder it printed."
             )
@@ -65,19 +90,59 @@ def find_run_dirs(paths: list[str | Path] | tuple[str | Path, ...] | str | Path)
     return found
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    return yaml.safe_load(path.read_text()) or {}
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 def test_command(folder: Path, subcommand: str = "test") -> str:
     """The command that evaluates the best checkpoint of the run in ``folder`` into that folder."""
-    return f"imgcls {subcommand} --config {folder / 'config.yaml'} --ckpt_path {folder / 'checkpoints' / 'best.ckpt'}"
+    return f"imgcls {subcommand} --config {folder / CONFIG} --ckpt_path {folder / CHECKPOINTS / 'best.ckpt'}"
+
+
+def _rewrite_hint(path: Path) -> str:
+    """What to do about a damaged file of a run folder: the command that writes it, or how to do without."""
+    folder, name = path.parent, path.name
+    if name == RUN_INFO:
+        return (
+            "`fit` writes it; delete it to use the run without it (parameters and GFLOPs are then counted "
+            "from a rebuilt model, the dataset named after the data folder)"
+        )
+    if name == METRICS_CSV:
+        return "`fit` writes it; delete it to read the fit's curves from the TensorBoard event files instead"
+    if name in (CONFIG, HPARAMS):
+        return f"`fit` writes it and nothing rewrites it; restore it from a copy, or leave {folder} out"
+    if name.startswith("predict") and name != PREDICTIONS:
+        return f"Run `{test_command(folder, 'predict')}` again to rewrite it"
+    return f"Run `{test_command(folder)}` again to rewrite it"
+
+
+def _damaged(path: Path, reason: str) -> DataError:
+    reason = " ".join(str(reason).split())
+    return DataError(f"{path} is damaged (empty or cut short): {reason}. {_rewrite_hint(path)}.")
+
+
+def _read_mapping(path: Path, parse: Any) -> dict[str, Any]:
+    """A JSON or YAML file of a run as a dict; {} when missing.
+
+    Raises:
+        DataError: the file is empty, cut short or holds something other than a mapping.
+    """
+    if not path.is_file():
+        return {}
+    try:
+        text = path.read_text()
+        if not text.strip():
+            raise ValueError("the file is empty")
+        values = parse(text)
+    except (ValueError, yaml.YAMLError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
+        raise _damaged(path, str(err).splitlines()[0] if str(err) else type(err).__name__) from None
+    if not isinstance(values, dict):
+        raise _damaged(path, f"it holds a {type(values).__name__}, not a mapping of names to values")
+    return values
+
+
+def _read_csv(path: Path, **kwargs: Any) -> pd.DataFrame:
+    """``pd.read_csv`` whose failures name the file and the fix."""
+    try:
+        return pd.read_csv(path, **kwargs)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        raise _damaged(path, str(err).splitlines()[0] if str(err) else type(err).__name__) from None
 
 
 @dataclass
@@ -150,18 +215,42 @@ class Run:
     def seed(self) -> Any:
         return self.config.get("seed_everything")
 
+    @property
+    def launch_dir(self) -> Path | None:
+        """The folder ``fit`` ran in, where relative paths of its config pointed: the run folder is
+        ``<launch_dir>/<runs_dir>/<experiment>/version_N``. None when ``runs_dir`` was absolute or the
+        folder has been renamed since."""
+        runs_dir = Path(str(self.config.get("runs_dir") or "runs"))
+        if runs_dir.is_absolute():
+            return None
+        folder = self.path.resolve().parent.parent
+        for part in reversed(runs_dir.parts):
+            if part != folder.name:
+                return None
+            folder = folder.parent
+        return folder
+
     def require_test_results(self) -> None:
         """Raise ``DataError`` naming the fix when the run was never tested."""
         if not self.has_test_results:
             raise DataError(
-                f"run {self.path} has no test results (no test_* values in metrics.json). Run "
+                f"run {self.path} has no test results (no test_* values in {TEST_METRICS}). Run "
                 f"`{test_command(self.path)}` first, or leave it out."
             )
 
     @cached_property
     def scalars(self) -> pd.DataFrame:
-        """Every TensorBoard scalar of the run (see ``read_scalars``)."""
-        return read_scalars(self.path)
+        """Every TensorBoard scalar of the event files in the run folder (see ``read_scalars``)."""
+        return _concat_scalars(self._scalars_by_file.values())
+
+    @cached_property
+    def fit_scalars(self) -> pd.DataFrame:
+        """The scalars of the fit's event files in the run folder (see ``read_curves``)."""
+        return _fit_scalars(self._scalars_by_file)
+
+    @cached_property
+    def _scalars_by_file(self) -> dict[Path, pd.DataFrame]:
+        return _read_event_files(self.path)
 
 
 def load_run(path: str | Path) -> Run:
@@ -169,19 +258,20 @@ def load_run(path: str | Path) -> Run:
 
     Raises:
         ConfigError: the folder does not exist or is not a run folder.
+        DataError: one of its files is damaged (empty, cut short); the message names it and the fix.
     """
     path = Path(path).expanduser()
     if not is_run_dir(path):
         raise ConfigError(
-            f"{path} is not a run folder (no config.yaml, hparams.yaml, metrics.json or TensorBoard events); "
-            "pass runs/<experiment>/version_N"
+            f"{path} is not a run folder (none of {', '.join(RUN_MARKERS)}, checkpoints or TensorBoard "
+            "events); pass runs/<experiment>/version_N"
         )
     return Run(
         path=path,
-        config=_read_yaml(path / "config.yaml"),
-        hparams=_read_yaml(path / "hparams.yaml"),
-        metrics=_read_json(path / "metrics.json"),
-        info=_read_json(path / RUN_INFO),
+        config=_read_mapping(path / CONFIG, yaml.safe_load),
+        hparams=_read_mapping(path / HPARAMS, yaml.safe_load),
+        metrics=_read_mapping(path / TEST_METRICS, json.loads),
+        info=_read_mapping(path / RUN_INFO, json.loads),
     )
 
 
@@ -190,33 +280,86 @@ def load_runs(paths: list[str | Path] | tuple[str | Path, ...] | str | Path) -> 
     return [load_run(p) for p in find_run_dirs(paths)]
 
 
-def read_scalars(path: str | Path) -> pd.DataFrame:
-    """All scalars of a run's TensorBoard event files: columns ``tag``, ``step``, ``value``, ``wall_time``.
+SCALAR_COLUMNS = ["tag", "step", "value", "wall_time"]
 
-    ``fit`` and ``test`` write separate event files into one run folder; all are read, in time order.
-    """
+
+def _read_event_files(folder: Path) -> dict[Path, pd.DataFrame]:
+    """The scalars of each TensorBoard event file directly in ``folder`` (never its subfolders)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    columns = ["tag", "step", "value", "wall_time"]
-    frames = []
-    for events in sorted(Path(path).glob("events.out.tfevents.*")):
+    frames: dict[Path, pd.DataFrame] = {}
+    for events in sorted(Path(folder).glob(EVENTS_GLOB)):
         accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
         accumulator.Reload()
-        for tag in accumulator.Tags().get("scalars", []):
-            rows = [(tag, e.step, e.value, e.wall_time) for e in accumulator.Scalars(tag)]
-            frames.append(pd.DataFrame(rows, columns=columns))
+        rows = [
+            (tag, e.step, e.value, e.wall_time)
+            for tag in accumulator.Tags().get("scalars", [])
+            for e in accumulator.Scalars(tag)
+        ]
+        frames[events] = pd.DataFrame(rows, columns=SCALAR_COLUMNS)
+    return frames
+
+
+def _concat_scalars(frames: Any) -> pd.DataFrame:
+    frames = [frame for frame in frames if not frame.empty]
     if not frames:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=SCALAR_COLUMNS)
     return pd.concat(frames, ignore_index=True).sort_values(["wall_time", "step"], kind="stable")
 
 
-def read_curves(run: Run | str | Path, metrics: tuple[str, ...] = ("val_acc", "val_loss")) -> pd.DataFrame:
-    """Per-epoch values of ``metrics``: one row per epoch, columns ``epoch`` and each metric.
+def _fit_scalars(by_file: dict[Path, pd.DataFrame]) -> pd.DataFrame:
+    # evaluations of older runs wrote event files of their own into the run folder: only fit logs train_*
+    return _concat_scalars(frame for frame in by_file.values() if frame["tag"].str.startswith("train_").any())
 
-    Lightning logs an ``epoch`` scalar at the same step as every epoch-level metric; that maps steps to
-    epochs. The last value logged in an epoch wins.
+
+def read_scalars(path: str | Path) -> pd.DataFrame:
+    """All scalars of the TensorBoard event files directly in a run folder: columns ``tag``, ``step``,
+    ``value``, ``wall_time``, in time order. Evaluations log into subfolders, which are not read."""
+    return _concat_scalars(_read_event_files(Path(path)).values())
+
+
+def _folder(run: Run | str | Path) -> Path:
+    return run.path if isinstance(run, Run) else Path(run)
+
+
+def read_curves(run: Run | str | Path, metrics: tuple[str, ...] = ("val_acc", "val_loss")) -> pd.DataFrame:
+    """Per-epoch values of ``metrics`` during ``fit``: one row per epoch, columns ``epoch`` and each metric.
+
+    Read from the run folder's ``metrics.csv`` (the fit's CSVLogger); for runs made before it, from the
+    fit's TensorBoard event files in the run folder (those that logged ``train_*`` scalars). Evaluations
+    (``validate``, ``test``) log into subfolders or files of their own and never change the curves. The
+    last value logged within an epoch wins (a resumed fit's over the interrupted one's).
+
+    Raises:
+        DataError: ``metrics.csv`` is damaged.
     """
-    scalars = run.scalars if isinstance(run, Run) else read_scalars(run)
+    folder = _folder(run)
+    if (folder / METRICS_CSV).is_file():
+        return _curves_from_csv(folder / METRICS_CSV, metrics)
+    scalars = run.fit_scalars if isinstance(run, Run) else _fit_scalars(_read_event_files(folder))
+    return _curves_from_scalars(scalars, metrics)
+
+
+def _curves_from_csv(path: Path, metrics: tuple[str, ...]) -> pd.DataFrame:
+    table = _read_csv(path)
+    if "epoch" not in table:
+        raise _damaged(path, "it has no epoch column")
+    # LearningRateMonitor's rows carry no epoch; each comes just before the rows of the epoch it belongs to
+    table["epoch"] = pd.to_numeric(table["epoch"], errors="coerce").bfill().ffill()
+    table = table.dropna(subset=["epoch"]).astype({"epoch": int})
+    frame = pd.DataFrame({"epoch": sorted(table["epoch"].unique().tolist())})
+    for metric in metrics:
+        if metric not in table:
+            frame[metric] = float("nan")
+            continue
+        values = pd.to_numeric(table[metric], errors="coerce")
+        last = values.groupby(table["epoch"]).last()  # the last non-empty value of each epoch
+        frame[metric] = frame["epoch"].map(last).astype(float)
+    return frame
+
+
+def _curves_from_scalars(scalars: pd.DataFrame, metrics: tuple[str, ...]) -> pd.DataFrame:
+    # Lightning logs an ``epoch`` scalar at the step of every epoch-level metric: that maps steps to epochs
     epochs = scalars[scalars.tag == "epoch"].drop_duplicates("step", keep="last").set_index("step")["value"]
     frame = pd.DataFrame({"epoch": sorted({int(e) for e in epochs})})
     for metric in metrics:
@@ -236,19 +379,21 @@ def read_table(run: Run | str | Path, filename: str, index_col: int | None = Non
     """A CSV report of a run (``predictions.csv``, ``classification_report.csv``...).
 
     Raises:
-        DataError: the file is missing; the message says which command writes it.
+        DataError: the file is missing or damaged; the message says which command writes it.
     """
-    folder = run.path if isinstance(run, Run) else Path(run)
+    folder = _folder(run)
     path = folder / filename
     if not path.is_file():
-        writer = "predict" if filename.startswith("predict") and filename != "predictions.csv" else "test"
+        writer = (
+            "predict" if filename.startswith(Path(PREDICT_CSV).stem) and filename != PREDICTIONS else "test"
+        )
         raise DataError(f"{path} does not exist; run `{test_command(folder, writer)}` to write it")
-    return pd.read_csv(path, index_col=index_col)
+    return _read_csv(path, index_col=index_col)
 
 
 def read_confusion_matrix(run: Run | str | Path) -> pd.DataFrame:
     """``confusion_matrix.csv`` as counts indexed by true class, with predicted classes as columns."""
-    table = read_table(run, "confusion_matrix.csv", index_col=0)
+    table = read_table(run, CONFUSION_MATRIX, index_col=0)
     table.index = table.index.astype(str)
     table.index.name = "true"
     return table
@@ -256,13 +401,60 @@ def read_confusion_matrix(run: Run | str | Path) -> pd.DataFrame:
 
 def read_class_distribution(run: Run | str | Path) -> pd.DataFrame:
     """``class_distribution.csv``: images per class (rows) and split (columns)."""
-    return read_table(run, "class_distribution.csv", index_col=0)
+    return read_table(run, CLASS_DISTRIBUTION, index_col=0)
 
 
-def read_examples(run: Run | str | Path, num_examples: int = 8) -> dict[str, tuple[list[Any], pd.DataFrame]]:
+def _sample_candidates(run: Run, sample: str, data_root: str | Path | None) -> list[Path]:
+    """Where the image of a ``predictions.csv`` sample may be, most likely first."""
+    path = Path(sample).expanduser()
+    given = Path(data_root).expanduser() if data_root else None
+    recorded = Path(run.metrics["data_root"]) if run.metrics.get("data_root") else None  # absolute
+    configured = Path(str(run.data_args["root"])).expanduser() if run.data_args.get("root") else None
+    launch = run.launch_dir
+    if path.is_absolute():
+        # the dataset moved since: the same file under the folder given now
+        moved = [
+            given / path.relative_to(old)
+            for old in (recorded, configured)
+            if given and old and old.is_absolute() and path.is_relative_to(old)
+        ]
+        return [path, *moved]
+    roots = [root for root in (given, recorded) if root]
+    if configured:
+        roots.append(launch / configured if launch and not configured.is_absolute() else configured)
+    candidates = [launch / path] if launch else []  # older runs: relative to where test ran, beside runs/
+    for root in roots:
+        candidates.append(root / path)
+        if configured and not configured.is_absolute() and path.is_relative_to(configured):
+            candidates.append(root / path.relative_to(configured))  # "samples/eurosat/..." under the root
+    candidates.append(path)  # relative to the working directory
+    return list(dict.fromkeys(candidates))
+
+
+def resolve_sample(run: Run, sample: str, data_root: str | Path | None = None) -> Path | None:
+    """The image file of a ``predictions.csv`` sample, wherever the run folder has moved to.
+
+    Absolute paths are taken as they are. Relative ones (older runs wrote them relative to the folder
+    ``test`` ran in) are looked up beside the run's ``runs`` folder, under ``data_root``, under the data
+    root ``metrics.json`` recorded and under the config's ``data.init_args.root``.
+
+    Returns:
+        The file, or None when no candidate is a file (array datasets name samples by index).
+    """
+    return next((p for p in _sample_candidates(run, str(sample), data_root) if p.is_file()), None)
+
+
+def read_examples(
+    run: Run | str | Path, num_examples: int = 8, data_root: str | Path | None = None
+) -> dict[str, tuple[list[Any], pd.DataFrame]]:
     """The most confident right and wrong test predictions with their images, for ``plots.plot_examples``.
 
-    Images are read from the file paths in ``predictions.csv``.
+    Images are read from the files ``predictions.csv`` names (see ``resolve_sample``).
+
+    Args:
+        run: a run or run folder.
+        num_examples: images per group.
+        data_root: the dataset folder, when it has moved since the run was tested.
 
     Raises:
         DataError: ``predictions.csv`` is missing, or its samples are not image files (array datasets
@@ -271,7 +463,8 @@ def read_examples(run: Run | str | Path, num_examples: int = 8) -> dict[str, tup
     import numpy as np
     from PIL import Image
 
-    table = read_table(run, "predictions.csv").sort_values("probability", ascending=False, kind="stable")
+    run = run if isinstance(run, Run) else load_run(run)
+    table = read_table(run, PREDICTIONS).sort_values("probability", ascending=False, kind="stable")
     correct = table["correct"].astype(str).str.lower() == "true"
     groups: dict[str, tuple[list[Any], pd.DataFrame]] = {}
     for title, rows in (
@@ -281,11 +474,16 @@ def read_examples(run: Run | str | Path, num_examples: int = 8) -> dict[str, tup
         rows = rows.head(num_examples)
         images = []
         for sample in rows["sample"]:
-            if not Path(str(sample)).is_file():
+            path = resolve_sample(run, str(sample), data_root)
+            if path is None:
+                looked = ", ".join(str(p) for p in _sample_candidates(run, str(sample), data_root))
                 raise DataError(
-                    f"sample {sample} of predictions.csv is not an image file; look at examples.png in the run folder"
+                    f"sample {sample} of {run.path / PREDICTIONS} is not an image file (looked at {looked}). "
+                    "If the dataset has moved, pass its folder: read_examples(run, data_root=...). A dataset "
+                    f"held in arrays (MNIST, CIFAR-10) names samples by index: see {EXAMPLES_FIGURE} in the "
+                    "run folder instead."
                 )
-            with Image.open(sample) as image:
+            with Image.open(path) as image:
                 array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
             images.append(array)
         groups[title] = (images, rows)

@@ -9,8 +9,6 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
 
-STAGES = ("train", "val", "test")
-
 
 def _batch_size(batch: Any) -> int:
     if isinstance(batch, dict) and "label" in batch:
@@ -20,21 +18,21 @@ def _batch_size(batch: Any) -> int:
     return 0
 
 
-class ThroughputMonitor(Callback):
+class ImagesPerSecond(Callback):
     """Log ``<stage>_images_per_sec`` and ``<stage>_epoch_sec`` for train, val and test.
+
+    (Lightning's ``ThroughputMonitor`` counts samples per step and FLOPs, but from batch to batch,
+    leaving out the time a loader makes the next batch wait: here the input pipeline counts.)
 
     Times are wall-clock from the first batch request to the end of the epoch, so the input pipeline
     counts; the validation run inside a training epoch is subtracted from the training figures.
-    CUDA is synchronized at the boundaries so queued kernels are not left out.
-
-    Args:
-        enabled: log the figures; False turns the callback off.
+    CUDA is synchronized at the boundaries so queued kernels are not left out. Configured in YAML
+    (``trainer.callbacks``) like any callback of its own.
     """
 
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
+    def __init__(self) -> None:
         self._start: dict[str, float] = {}
-        self._images: dict[str, int] = dict.fromkeys(STAGES, 0)
+        self._images: dict[str, int] = {}
         self._val_seconds_in_train = 0.0
 
     @staticmethod
@@ -67,24 +65,22 @@ class ThroughputMonitor(Callback):
     # --- training -------------------------------------------------------------------------------
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.enabled:
-            self._val_seconds_in_train = 0.0
-            self._begin("train", pl_module)
+        self._val_seconds_in_train = 0.0
+        self._begin("train", pl_module)
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if self.enabled:
-            self._count("train", batch)
+        self._count("train", batch)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.enabled and "train" in self._start:
+        if "train" in self._start:
             self._finish("train", pl_module, subtract=self._val_seconds_in_train)
 
     # --- evaluation -----------------------------------------------------------------------------
 
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.enabled and not trainer.sanity_checking:
+        if not trainer.sanity_checking:
             self._begin("val", pl_module)
 
     def on_validation_batch_end(
@@ -96,18 +92,17 @@ class ThroughputMonitor(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        if self.enabled and not trainer.sanity_checking:
+        if not trainer.sanity_checking:
             self._count("val", batch)
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.enabled and "val" in self._start:
+        if "val" in self._start:
             seconds = self._finish("val", pl_module)
             if trainer.state.fn == TrainerFn.FITTING:
                 self._val_seconds_in_train += seconds
 
     def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.enabled:
-            self._begin("test", pl_module)
+        self._begin("test", pl_module)
 
     def on_test_batch_end(
         self,
@@ -118,9 +113,8 @@ class ThroughputMonitor(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        if self.enabled:
-            self._count("test", batch)
+        self._count("test", batch)
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.enabled and "test" in self._start:
+        if "test" in self._start:
             self._finish("test", pl_module)

@@ -2,13 +2,12 @@
 
 Figures go only to a ``TensorBoardLogger``; per-class scalars go through ``LightningModule.log`` and so
 reach every logger. Learning rates are Lightning's ``LearningRateMonitor``'s; throughput is
-``imgcls.throughput``'s.
+``ImagesPerSecond``'s.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,22 +16,38 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchmetrics import MetricCollection
 
-from imgcls.analysis import plots
-from imgcls.reporting import classification_metrics
+from imgcls import plots, runs
+from imgcls.callbacks.reports import classification_metrics, run_folder
 
 log = logging.getLogger(__name__)
 
-# config sections and keys that say how a run was computed, not what was computed: left out of hparams
-NOT_HPARAMS = (
-    "trainer.callbacks",
-    "trainer.logger",
-    "trainer.plugins",
-    "trainer.profiler",
-    "config",
-    "ckpt_path",
-)
-# metrics shown in the hparams tab; test values appear once `test` has run on the same run folder
+# metrics shown in the hparams tab; test values appear once `test` has run on best.ckpt of the run
 HPARAM_METRICS = ("train_loss_epoch", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
+# what differs between the runs a person compares, as (hparams name, config path); the full resolved
+# config stays in config.yaml. A class_path section shows as its class name, then its arguments.
+COMPARED = (
+    ("model", "model.backbone"),
+    ("pretrained", "model.pretrained"),
+    ("freeze_backbone", "model.freeze_backbone"),
+    ("head_hidden", "model.head_hidden"),
+    ("head_lr_multiplier", "model.head_lr_multiplier"),
+    ("activation", "model.activation"),
+    ("label_smoothing", "model.label_smoothing"),
+    ("optimizer", "model.optimizer"),
+    ("lr", "model.optimizer.lr"),
+    ("weight_decay", "model.optimizer.weight_decay"),
+    ("momentum", "model.optimizer.momentum"),
+    ("lr_scheduler", "model.lr_scheduler"),
+    ("data", "data"),
+    ("image_size", "data.image_size"),
+    ("batch_size", "data.batch_size"),
+    ("augment", "data.augment"),
+    ("max_per_class", "data.max_per_class"),
+    ("val_fraction", "data.val_fraction"),
+    ("seed", "seed_everything"),
+    ("max_epochs", "trainer.max_epochs"),
+    ("precision", "trainer.precision"),
+)
 
 
 def _tensorboard_logger(trainer: Trainer) -> TensorBoardLogger | None:
@@ -45,24 +60,40 @@ def _tensorboard(trainer: Trainer) -> Any:
     return logger.experiment if logger is not None and trainer.is_global_zero else None
 
 
-def flatten_config(values: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested config -> ``{"a.b.c": value}`` with values TensorBoard's hparams accept (str, number, bool)."""
-    flat: dict[str, Any] = {}
-    if isinstance(values, dict):
-        for key, value in values.items():
-            name = f"{prefix}.{key}" if prefix else str(key)
-            if name in NOT_HPARAMS:
-                continue
-            # class_path/init_args pairs read better as "model.optimizer" = "AdamW", "model.optimizer.lr" = ...
-            if isinstance(value, dict) and "class_path" in value:
-                flat[name] = str(value["class_path"]).rsplit(".", 1)[-1]
-                flat.update(flatten_config(value.get("init_args") or {}, name))
-            else:
-                flat.update(flatten_config(value, name))
-        return flat
-    if isinstance(values, bool | int | float | str):
-        return {prefix: values}
-    return {prefix: str(values)}
+def _logged_step(trainer: Trainer) -> int:
+    """The step the trainer's loggers record now: an evaluation's is its checkpoint's."""
+    logger = _tensorboard_logger(trainer)
+    step = getattr(logger, "checkpoint_step", None)
+    return trainer.global_step if step is None else step
+
+
+def _lookup(config: dict[str, Any], path: str) -> Any:
+    """``config`` at a dotted path, stepping through ``class_path``/``init_args`` sections."""
+    node: Any = config
+    for key in path.split("."):
+        if isinstance(node, dict) and "class_path" in node and key not in node:
+            node = node.get("init_args") or {}
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def compared_hparams(config: dict[str, Any]) -> dict[str, Any]:
+    """The hyperparameters a person compares between runs, from a run's resolved config.
+
+    Values become what TensorBoard's hparams tab takes (str, number, bool); a ``class_path`` section
+    becomes its class name; settings absent from the config are left out.
+    """
+    params: dict[str, Any] = {}
+    for name, path in COMPARED:
+        value = _lookup(config, path)
+        if isinstance(value, dict) and "class_path" in value:
+            value = str(value["class_path"]).rsplit(".", 1)[-1]
+        if value is None:
+            continue
+        params[name] = value if isinstance(value, bool | int | float | str) else str(value)
+    return params
 
 
 class TensorBoardReports(Callback):
@@ -132,7 +163,7 @@ class TensorBoardReports(Callback):
             figure = plots.plot_confusion_matrix(
                 results["confusion"], names, title=f"Validation, epoch {trainer.current_epoch}"
             )
-            writer.add_figure("val_confusion_matrix", figure, global_step=trainer.global_step)
+            writer.add_figure("val_confusion_matrix", figure, global_step=_logged_step(trainer))
 
     # --- a grid of the first training batch ---------------------------------------------------
 
@@ -156,53 +187,52 @@ class TensorBoardReports(Callback):
             columns=8,
             title=f"First training batch as the model sees it (augmented, {tuple(images.shape[1:])})",
         )
-        writer.add_figure("train_batch", figure, global_step=trainer.global_step)
+        writer.add_figure("train_batch", figure, global_step=_logged_step(trainer))
 
     # --- hparams tab ----------------------------------------------------------------------------
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        writer = _tensorboard(trainer)
-        if not self.hparams or writer is None or not trainer.is_global_zero:
+        logger = _tensorboard_logger(trainer)
+        if not self.hparams or logger is None or not trainer.is_global_zero:
             return
-        from torch.utils.tensorboard.summary import hparams
-
-        params = self._run_hparams(trainer, pl_module)
-        metrics = {
-            f"hparams/{k}": float(v)
+        params = self._run_hparams(logger, pl_module)
+        values = {
+            k: float(v)
             for k, v in trainer.callback_metrics.items()
             if k in HPARAM_METRICS and isinstance(v, torch.Tensor) and v.numel() == 1
         }
-        for name, value in metrics.items():
-            writer.add_scalar(name, value, global_step=trainer.global_step)
-        # every metric name is declared now; test values are written to the same tags after `test`
-        declared = {f"hparams/{k}": metrics.get(f"hparams/{k}", float("nan")) for k in HPARAM_METRICS}
-        experiment, start, end = hparams(params, declared)
-        file_writer = writer._get_file_writer()
-        for summary in (experiment, start, end):
-            file_writer.add_summary(summary)
-        writer.flush()
+        # every metric is declared now, at step 0; a later `test` writes its values at the tested
+        # checkpoint's step, which the tab then shows
+        declared = {f"hparams/{k}": values.get(k, float("nan")) for k in HPARAM_METRICS}
+        logger.log_hyperparams(params, declared, step=0)
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        writer = _tensorboard(trainer)
-        if not self.hparams or writer is None or not trainer.is_global_zero:
+        folder = run_folder(trainer)  # a collective: every process asks
+        if not self.hparams or not trainer.is_global_zero or trainer.ckpt_path is None:
             return
-        for name in ("test_loss", "test_acc"):
-            value = trainer.callback_metrics.get(name)
-            if isinstance(value, torch.Tensor) and value.numel() == 1:
-                writer.add_scalar(f"hparams/{name}", float(value), global_step=trainer.global_step)
-        writer.flush()
+        tta = getattr(pl_module, "test_time_augmentation", "none")
+        if runs.evaluation_name("test", trainer.ckpt_path, folder, tta) != "test":
+            return  # the tab shows the plain test of best.ckpt, not of other checkpoints or views
+        values = {
+            f"hparams/{k}": float(v)
+            for k, v in trainer.callback_metrics.items()
+            if k in ("test_loss", "test_acc") and isinstance(v, torch.Tensor) and v.numel() == 1
+        }
+        if not values:
+            return
+        from torch.utils.tensorboard import SummaryWriter
+
+        # into the fit's own folder, where the hparams tab looks; "hparams/" tags meet no curve
+        with SummaryWriter(str(folder)) as writer:
+            for name, value in values.items():
+                writer.add_scalar(name, value, global_step=_logged_step(trainer))
 
     @staticmethod
-    def _run_hparams(trainer: Trainer, pl_module: LightningModule) -> dict[str, Any]:
-        """The resolved config of the run (``config.yaml``) flattened; the model's hparams without one."""
-        # the logger's own folder: trainer.log_dir would broadcast, and only rank zero is here
-        logger = _tensorboard_logger(trainer)
-        folder = logger.log_dir if logger is not None else None
-        config_file = Path(folder) / "config.yaml" if folder else None
-        if config_file is not None and config_file.is_file():
+    def _run_hparams(logger: TensorBoardLogger, pl_module: LightningModule) -> dict[str, Any]:
+        """The compared hyperparameters of the run's ``config.yaml``; the model's own without one."""
+        config_file = runs.run_dir_of_log_dir(logger.log_dir) / runs.CONFIG
+        if config_file.is_file():
             config = yaml.safe_load(config_file.read_text()) or {}
         else:
-            config = {"model": dict(pl_module.hparams)}
-        params = flatten_config(config)
-        params.pop("model.class_names", None)  # a list of names is no hyperparameter
-        return params
+            config = {"model": {k: v for k, v in pl_module.hparams.items() if k != "class_names"}}
+        return compared_hparams(config)

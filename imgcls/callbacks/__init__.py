@@ -1,0 +1,28 @@
+"""Every imgcls callback: the writers of a run folder, TensorBoard reports, throughput, progress lines.
+
+``TestReportWriter``, ``PredictionWriter`` and ``RunInfoWriter`` make the run folder and are added by
+the CLI; the others are configured in YAML under ``trainer.callbacks``
+(``class_path: imgcls.callbacks.ImagesPerSecond``).
+"""
+
+from imgcls.callbacks.progress import EpochLines
+from imgcls.callbacks.reports import (
+    PredictionWriter,
+    TestReportWriter,
+    TopKPredictions,
+    classification_metrics,
+)
+from imgcls.callbacks.run_info import RunInfoWriter
+from imgcls.callbacks.tensorboard import TensorBoardReports
+from imgcls.callbacks.throughput import ImagesPerSecond
+
+__all__ = [
+    "EpochLines",
+    "ImagesPerSecond",
+    "PredictionWriter",
+    "RunInfoWriter",
+    "TensorBoardReports",
+    "TestReportWriter",
+    "TopKPredictions",
+    "classification_metrics",
+]

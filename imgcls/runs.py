@@ -1,0 +1,203 @@
+"""The run folder: what ``runs/<experiment>/version_N`` holds and how its parts are named.
+
+The writers (the CLI and ``imgcls.callbacks``) and the readers (``imgcls.analysis``, the notebooks)
+both depend on this module and never on each other. It imports no training code.
+
+A run folder::
+
+    config.yaml, config_<command>.yaml     resolved config of fit, then of later commands
+    hparams.yaml                            the model's hyperparameters (Lightning)
+    metrics.csv, events.out.tfevents.*      the fit's curves (CSVLogger, TensorBoard)
+    run_info.json                           dataset, parameters, GFLOPs, epoch times (during fit)
+    checkpoints/best.ckpt, last.ckpt
+    metrics.json, classification_report.csv, confusion_matrix.csv/.png, predictions.csv,
+    examples.png, class_distribution.csv/.png             after test of best.ckpt
+    test-<checkpoint>[-tta-<mode>]/         the same, for another checkpoint or test-time augmentation
+    predict[-tta-<mode>].csv                after predict
+    validate/, test/, test-last/ ...        TensorBoard and CSV logs of each evaluation, at the step of
+                                            the checkpoint it evaluated: apart from the fit's curves
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from imgcls.errors import ConfigError, DataError
+
+CONFIG = "config.yaml"
+HPARAMS = "hparams.yaml"
+METRICS_CSV = "metrics.csv"
+RUN_INFO = "run_info.json"
+CHECKPOINTS = "checkpoints"
+CHECKPOINT_ALIASES = ("best", "last")
+TEST_METRICS = "metrics.json"
+CLASSIFICATION_REPORT = "classification_report.csv"
+CONFUSION_MATRIX = "confusion_matrix.csv"
+CONFUSION_MATRIX_FIGURE = "confusion_matrix.png"
+PREDICTIONS = "predictions.csv"
+EXAMPLES_FIGURE = "examples.png"
+CLASS_DISTRIBUTION = "class_distribution.csv"
+CLASS_DISTRIBUTION_FIGURE = "class_distribution.png"
+PREDICT_CSV = "predict.csv"
+EVENTS_GLOB = "events.out.tfevents.*"
+# files whose presence makes a folder a run (an empty TensorBoard event file alone does not)
+RUN_MARKERS = (CONFIG, HPARAMS, TEST_METRICS, RUN_INFO, METRICS_CSV)
+# what a run folder holds after each command, for the lines that say so
+FIT_FILES = (CONFIG, RUN_INFO, METRICS_CSV, f"{CHECKPOINTS}/best.ckpt", f"{CHECKPOINTS}/last.ckpt")
+TEST_FILES = (
+    TEST_METRICS,
+    CLASSIFICATION_REPORT,
+    CONFUSION_MATRIX,
+    CONFUSION_MATRIX_FIGURE,
+    PREDICTIONS,
+    EXAMPLES_FIGURE,
+    CLASS_DISTRIBUTION,
+    CLASS_DISTRIBUTION_FIGURE,
+)
+
+
+def version_number(folder: Path) -> int:
+    """N of a ``version_N`` folder; -1 for any other name."""
+    match = re.fullmatch(r"version_(\d+)", Path(folder).name)
+    return int(match.group(1)) if match else -1
+
+
+def version_dirs(experiment_dir: Path) -> list[Path]:
+    """The ``version_N`` folders of an experiment, oldest first."""
+    folders = [p for p in Path(experiment_dir).glob("version_*") if version_number(p) >= 0 and p.is_dir()]
+    return sorted(folders, key=version_number)
+
+
+def is_run_dir(folder: Path) -> bool:
+    """Whether ``folder`` is one run: it holds a config, hparams, metrics, a report or checkpoints."""
+    folder = Path(folder)
+    return folder.is_dir() and (
+        any((folder / name).is_file() for name in RUN_MARKERS)
+        or any((folder / CHECKPOINTS).glob("*.ckpt"))
+        or any(_has_scalars(p) for p in folder.glob(EVENTS_GLOB))
+    )
+
+
+def _has_scalars(events: Path) -> bool:
+    # an event file of a run that never logged holds only its 88-byte header
+    return events.stat().st_size > 100
+
+
+def claim_version_dir(experiment_dir: Path, attempts: int = 1000) -> Path:
+    """Create the next free ``version_N`` folder of an experiment and return it.
+
+    The folder is made with ``mkdir`` that fails if it exists, so two runs started at once with the
+    same experiment name can never share one: the slower takes the next number.
+    """
+    experiment_dir = Path(experiment_dir)
+    experiment_dir.mkdir(parents=True, exist_ok=True)
+    existing = version_dirs(experiment_dir)
+    number = version_number(existing[-1]) + 1 if existing else 0
+    for _ in range(attempts):
+        folder = experiment_dir / f"version_{number}"
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            number += 1
+    raise ConfigError(f"could not create a new version_N folder in {experiment_dir}")
+
+
+def find_checkpoint(experiment_dir: Path, which: str) -> Path:
+    """The ``best`` or ``last`` checkpoint of the newest run of an experiment that has one.
+
+    Raises:
+        ConfigError: no run of the experiment has that checkpoint.
+    """
+    for version in reversed(version_dirs(experiment_dir)):
+        candidate = version / CHECKPOINTS / f"{which}.ckpt"
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"--ckpt_path {which}: no {CHECKPOINTS}/{which}.ckpt in any run under {experiment_dir}. Run `fit` with this "
+        "config first, or pass a checkpoint file (--ckpt_path PATH)."
+    )
+
+
+def run_dir_of_checkpoint(ckpt_path: str | Path) -> Path | None:
+    """The run folder a checkpoint belongs to (``.../version_N/checkpoints/x.ckpt``), else None."""
+    folder = Path(ckpt_path).resolve().parent.parent
+    if Path(ckpt_path).resolve().parent.name == CHECKPOINTS and version_number(folder) >= 0:
+        return folder
+    return None
+
+
+def read_checkpoint_position(ckpt_path: str | Path) -> dict[str, Any]:
+    """Epoch and global step a checkpoint was saved at, read without loading its tensors.
+
+    Raises:
+        DataError: the file is empty, truncated or not a checkpoint.
+    """
+    import pickle
+    import zipfile
+
+    import torch
+
+    path = Path(ckpt_path)
+    try:
+        if path.stat().st_size == 0:
+            raise EOFError("the file is empty")
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError:
+        # intact but holds objects that weights_only refuses: readable, position unknown
+        return {"epoch": None, "global_step": None}
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
+        raise DataError(
+            f"checkpoint {path} is damaged and cannot be read ({str(err).splitlines()[0]}). It may have been cut "
+            "short while being written; pass another checkpoint (--ckpt_path last, or a file from "
+            f"{CHECKPOINTS}/), or train again."
+        ) from err
+    if not isinstance(checkpoint, dict):
+        raise DataError(f"{path} is not a Lightning checkpoint (it holds a {type(checkpoint).__name__})")
+    return {"epoch": checkpoint.get("epoch"), "global_step": checkpoint.get("global_step")}
+
+
+EVALUATION_COMMANDS = ("validate", "test", "predict")
+
+
+def evaluation_name(
+    command: str, ckpt_path: str | Path | None, run_dir: Path, test_time_augmentation: str = "none"
+) -> str:
+    """The subfolder of the run folder that one evaluation logs into: ``test`` for the plain test of
+    ``best.ckpt``, ``test-<checkpoint>`` for another checkpoint of the run, ``-tta-<mode>`` appended
+    for test-time augmentation (``validate``, ``validate-last``...). Each gets its own TensorBoard run,
+    so no evaluation lands on the fit's curves or on another evaluation's."""
+    parts = [command]
+    if (
+        ckpt_path
+        and Path(ckpt_path).stem != "best"
+        and run_dir_of_checkpoint(ckpt_path) == Path(run_dir).resolve()
+    ):
+        parts.append(Path(ckpt_path).stem)
+    if test_time_augmentation != "none":
+        parts.append(f"tta-{test_time_augmentation}")
+    return "-".join(parts)
+
+
+def report_dir(run_dir: Path, evaluation: str) -> Path:
+    """Where a test report goes: the run folder itself for the plain test of ``best.ckpt``, beside it
+    (``test-last/``, ``test-tta-dihedral/``) for any other."""
+    return Path(run_dir) if evaluation == "test" else Path(run_dir) / evaluation
+
+
+def run_dir_of_log_dir(log_dir: str | Path) -> Path:
+    """The run folder of a logger's folder: the parent of an evaluation's subfolder, else itself."""
+    log_dir = Path(log_dir)
+    if log_dir.name.split("-", 1)[0] in EVALUATION_COMMANDS and version_number(log_dir.parent) >= 0:
+        return log_dir.parent
+    return log_dir
+
+
+def predict_filename(test_time_augmentation: str = "none", filename: str = PREDICT_CSV) -> str:
+    """``predict.csv``, or ``predict-tta-<mode>.csv`` with test-time augmentation."""
+    if test_time_augmentation == "none":
+        return filename
+    path = Path(filename)
+    return path.with_stem(f"{path.stem}-tta-{test_time_augmentation}").name

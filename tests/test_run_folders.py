@@ -1,0 +1,244 @@
+"""Run folders that stay true: evaluations beside the fit's curves, clean failures, plain progress,
+compared hyperparameters, one-line errors (issue 10's defects 1, 3, 4, 5, 7, 13, 14, 15)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from imgcls import runs
+from imgcls.callbacks import TensorBoardReports
+from imgcls.callbacks.tensorboard import compared_hparams
+from imgcls.cli import main
+from tests.conftest import REPO
+
+CONFIG = str(REPO / "configs" / "eurosat_sample.yaml")
+TINY = [
+    "--model.backbone=test_resnet",
+    "--trainer.accelerator=cpu",
+    "--data.init_args.num_workers=0",
+    "--data.init_args.batch_size=8",
+    "--data.init_args.image_size=32",
+    "--trainer.limit_train_batches=2",
+    "--trainer.limit_val_batches=2",
+]
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def event_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar of the event files directly in ``folder``: tag -> [(step, value)]."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    found: dict[str, list[tuple[int, float]]] = {}
+    for events in sorted(folder.glob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        for tag in accumulator.Tags()["scalars"]:
+            found.setdefault(tag, []).extend((e.step, e.value) for e in accumulator.Scalars(tag))
+    return found
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], Path]:
+    """One 3-epoch run (best.ckpt earlier than last.ckpt is not required) and the arguments it used."""
+    from tests.fixtures import folders
+
+    root = tmp_path_factory.mktemp("run_folders")
+    data = folders.make_eurosat(root / "eurosat")
+    args = ["--config", CONFIG, f"--runs_dir={root / 'runs'}", f"--data.init_args.root={data}", *TINY]
+    main(["fit", *args, "--trainer.max_epochs=3"])
+    return args, root / "runs" / "eurosat_sample" / "version_0"
+
+
+def copy_run(run: Path, tmp_path: Path) -> Path:
+    destination = tmp_path / "runs" / "eurosat_sample" / "version_0"
+    shutil.copytree(run, destination)
+    return destination
+
+
+def test_validate_and_test_leave_the_fit_curves_alone(fitted: tuple[list[str], Path], tmp_path: Path) -> None:
+    args, original = fitted
+    run = copy_run(original, tmp_path)
+    args = [a if not a.startswith("--runs_dir") else f"--runs_dir={tmp_path / 'runs'}" for a in args]
+    fit_csv = (run / runs.METRICS_CSV).read_text()
+    fit_events = event_scalars(run)
+    last_step = runs.read_checkpoint_position(run / "checkpoints" / "last.ckpt")["global_step"]
+    best = runs.read_checkpoint_position(run / "checkpoints" / "best.ckpt")
+
+    main(["validate", *args, "--ckpt_path=last"])
+    main(["test", *args, "--ckpt_path=best"])
+
+    # the fit's CSV and curves are untouched; nothing of either command is at step 0 of the fit
+    assert (run / runs.METRICS_CSV).read_text() == fit_csv
+    after = event_scalars(run)
+    for tag in ("val_acc", "val_loss", "epoch"):
+        assert after[tag] == fit_events[tag], tag
+    assert "test_acc" not in after and "test_loss" not in after
+    # each command logged into a subfolder of its own, at the step and epoch of its checkpoint
+    (validate,) = csv_rows(run / "validate-last" / runs.METRICS_CSV)
+    assert int(validate["step"]) == last_step and validate["val_acc"] != ""
+    (test,) = csv_rows(run / "test" / runs.METRICS_CSV)
+    assert int(test["step"]) == best["global_step"] and int(test["epoch"]) == best["epoch"]
+    assert [step for step, _ in event_scalars(run / "test")["test_acc"]] == [best["global_step"]]
+    # and the configs of the commands sit in the run folder, beside config.yaml
+    assert (run / "config_validate.yaml").is_file() and (run / "config_test.yaml").is_file()
+
+
+def test_run_info_final_figures_are_of_one_epoch(fitted: tuple[list[str], Path]) -> None:
+    _, run = fitted
+    info = json.loads((run / runs.RUN_INFO).read_text())
+    rows = [r for r in csv_rows(run / runs.METRICS_CSV) if r.get("train_epoch_sec")]
+    last = rows[-1]
+    assert info["final_epoch"] == int(last["epoch"]) == 2
+    assert info["final"]["train_epoch_sec"] == pytest.approx(float(last["train_epoch_sec"]))
+    assert info["final"]["train_images_per_sec"] == pytest.approx(float(last["train_images_per_sec"]))
+    (val,) = [r for r in csv_rows(run / runs.METRICS_CSV) if r.get("val_acc") and r["epoch"] == last["epoch"]]
+    assert info["final"]["val_acc"] == pytest.approx(float(val["val_acc"]))
+
+
+def test_hparams_tab_holds_the_compared_choices(fitted: tuple[list[str], Path]) -> None:
+    _, run = fitted
+    params = compared_hparams(yaml.safe_load((run / runs.CONFIG).read_text()))
+    assert params["model"] == "test_resnet" and params["optimizer"] == "AdamW"
+    assert params["lr"] == 0.002 and params["batch_size"] == 8 and params["seed"] == 0
+    assert params["data"] == "EuroSATDataModule" and params["lr_scheduler"] == "ReduceLROnPlateau"
+    assert len(params) < 25 and not any(
+        k.startswith(("checkpoint", "trainer.", "early_stopping")) for k in params
+    )
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for events in run.glob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        content = accumulator.PluginTagToContent("hparams").get("_hparams_/session_start_info")
+        if content:
+            assert b"test_resnet" in content and b"checkpoint.dirpath" not in content
+            return
+    pytest.fail("no hparams summary in the run folder")
+
+
+def test_batch_job_output_gets_one_line_per_epoch(
+    eurosat_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # pytest's captured stdout is no terminal, as a Slurm job's log file is not
+    main(
+        [
+            "fit",
+            "--config",
+            CONFIG,
+            f"--runs_dir={tmp_path}",
+            f"--data.init_args.root={eurosat_root}",
+            *TINY,
+            "--trainer.max_epochs=2",
+        ]
+    )
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert len(lines) == 2
+    assert lines[0].startswith("epoch 1/2") and "ETA" in lines[0] and "ETA" not in lines[1]
+    for part in ("train_loss", "train_acc", "val_loss", "val_acc", "img/s", " s"):
+        assert part in lines[1], part
+
+
+def test_a_failed_fit_leaves_no_run_folder(
+    eurosat_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    bad = tmp_path / "no_such_dataset"
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "fit",
+                "--config",
+                CONFIG,
+                f"--runs_dir={tmp_path / 'runs'}",
+                f"--data.init_args.root={bad}",
+                *TINY,
+            ]
+        )
+    assert exit_info.value.code == 2 and "not found" in capsys.readouterr().err
+    assert not list((tmp_path / "runs" / "eurosat_sample").glob("version_*"))
+    assert not runs.is_run_dir(tmp_path / "runs" / "eurosat_sample")
+
+
+def test_a_failed_fit_keeps_earlier_runs(
+    fitted: tuple[list[str], Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    args, original = fitted
+    run = copy_run(original, tmp_path)
+    args = [a if not a.startswith("--runs_dir") else f"--runs_dir={tmp_path / 'runs'}" for a in args]
+    args = [
+        a if not a.startswith("--data.init_args.root") else "--data.init_args.root=/nonexistent" for a in args
+    ]
+    with pytest.raises(SystemExit):
+        main(["fit", *args])
+    assert sorted(p.name for p in run.parent.iterdir()) == ["version_0"]
+    assert (run / "checkpoints" / "best.ckpt").is_file() and (run / runs.METRICS_CSV).is_file()
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 cut short"])
+def test_a_damaged_checkpoint_is_one_error_line(
+    fitted: tuple[list[str], Path], tmp_path: Path, capsys: pytest.CaptureFixture, content: bytes
+) -> None:
+    args, _ = fitted
+    damaged = tmp_path / "damaged.ckpt"
+    damaged.write_bytes(content)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["test", *args, f"--ckpt_path={damaged}"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2
+    assert err.startswith("imgcls: error:") and len(err.splitlines()) == 1
+    assert str(damaged) in err and "damaged" in err
+
+
+def test_a_truncated_real_checkpoint_is_refused(fitted: tuple[list[str], Path], tmp_path: Path) -> None:
+    _, run = fitted
+    data = (run / "checkpoints" / "best.ckpt").read_bytes()
+    cut = tmp_path / "cut.ckpt"
+    cut.write_bytes(data[: len(data) // 2])
+    from imgcls.errors import DataError
+
+    with pytest.raises(DataError, match="damaged"):
+        runs.read_checkpoint_position(cut)
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        ("--trainer.max_epoch=3", "trainer.max_epochs"),  # a prefix is no longer taken for the option
+        ("--trainer.max_epohcs=3", "trainer.max_epochs"),
+        ("--data.init_args.batch_sise=3", "data.init_args.batch_size"),
+    ],
+)
+def test_command_line_typos_are_one_line_with_the_closest_key(
+    option: str, expected: str, capsys: pytest.CaptureFixture
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", CONFIG, option])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2
+    assert len(err.splitlines()) == 1 and err.startswith("imgcls: error:")
+    assert f"Did you mean: {expected}" in err and "usage" not in err
+
+
+def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    for command in ("fit", "validate", "test", "predict", "summary", "compare"):
+        assert f"\n  {command} " in out, command
+
+
+def test_tensorboard_reports_is_configured_in_yaml() -> None:
+    config = yaml.safe_load((REPO / "configs" / "base" / "trainer.yaml").read_text())
+    paths = [c["class_path"] for c in config["callbacks"]]
+    assert "imgcls.callbacks.TensorBoardReports" in paths and "imgcls.callbacks.ImagesPerSecond" in paths
+    assert TensorBoardReports().hparams  # switches of what it draws remain; no enabled= switch
