@@ -324,7 +324,10 @@ class ImgclsCLI(LightningCLI):
         """The configured callbacks, with one line per epoch instead of a progress bar when standard
         output is not a terminal (a batch job's log file), and the run-info record of ``fit``."""
         callbacks = list(trainer_config.get("callbacks") or [])
-        if trainer_config.get("enable_progress_bar") is not False and not sys.stdout.isatty():
+        if trainer_config.get("enable_progress_bar") is False:
+            # a config's progress bar would make Lightning refuse --trainer.enable_progress_bar false
+            callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+        elif not sys.stdout.isatty():
             callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)] + [EpochLines()]
         if self.subcommand in ("fit", None):
             callbacks.append(RunInfoWriter())

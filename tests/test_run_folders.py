@@ -16,17 +16,7 @@ from imgcls.callbacks import TensorBoardReports
 from imgcls.callbacks.tensorboard import compared_hparams
 from imgcls.cli import main
 from tests.conftest import REPO
-
-CONFIG = str(REPO / "configs" / "eurosat_sample.yaml")
-TINY = [
-    "--model.backbone=test_resnet",
-    "--trainer.accelerator=cpu",
-    "--data.init_args.num_workers=0",
-    "--data.init_args.batch_size=8",
-    "--data.init_args.image_size=32",
-    "--trainer.limit_train_batches=2",
-    "--trainer.limit_val_batches=2",
-]
+from tests.test_cli import CONFIG, TINY
 
 
 def csv_rows(path: Path) -> list[dict[str, str]]:

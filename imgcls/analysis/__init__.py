@@ -7,29 +7,7 @@ Each name is imported on first use, so that ``imgcls summary`` does not pay for 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from imgcls.analysis.compare import (
-        compare_runs,
-        group_runs,
-        to_markdown,
-        validation_curves,
-        write_comparison,
-    )
-    from imgcls.analysis.runs import (
-        Run,
-        find_run_dirs,
-        load_run,
-        load_runs,
-        read_class_distribution,
-        read_confusion_matrix,
-        read_curves,
-        read_examples,
-        read_scalars,
-        read_table,
-    )
-    from imgcls.models.summary import ModelSummary, build_model, summarize_model
+from typing import Any
 
 _MODULES = {
     "imgcls.analysis.compare": (
@@ -54,26 +32,7 @@ _MODULES = {
     "imgcls.models.summary": ("ModelSummary", "build_model", "summarize_model"),
 }
 _EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
-__all__ = [
-    "ModelSummary",
-    "Run",
-    "build_model",
-    "compare_runs",
-    "find_run_dirs",
-    "group_runs",
-    "load_run",
-    "load_runs",
-    "read_class_distribution",
-    "read_confusion_matrix",
-    "read_curves",
-    "read_examples",
-    "read_scalars",
-    "read_table",
-    "summarize_model",
-    "to_markdown",
-    "validation_curves",
-    "write_comparison",
-]
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
