@@ -307,8 +307,10 @@ class ImgclsCLI(LightningCLI):
         log_dir = run_dir / evaluation
         if not log_dir.exists():
             self.created_dirs.append(log_dir)
+        # the fit logs an epoch's metrics at the step before the checkpoint's global step
+        # (Lightning's batches stepped, minus one): there the evaluation's point meets the epoch's
         position = {
-            "checkpoint_step": self.checkpoint_position.get("global_step") or 0,
+            "checkpoint_step": max((self.checkpoint_position.get("global_step") or 0) - 1, 0),
             "checkpoint_epoch": self.checkpoint_position.get("epoch"),
         }
         version = f"{run_dir.name}/{evaluation}"
@@ -366,7 +368,9 @@ class ImgclsCLI(LightningCLI):
             # checkpoints of the run, whichever logger comes first (an evaluation logs into a subfolder)
             for callback in kwargs["callbacks"] + self._extra_callbacks():
                 if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
-                    callback.dirpath = str(self.run_dir / runs.CHECKPOINTS)
+                    # absolute: a test of the checkpoint names it so, and a relative path saved by
+                    # fit would make Lightning warn that the folder changed
+                    callback.dirpath = str((self.run_dir / runs.CHECKPOINTS).resolve())
         if trainer_config.get("default_root_dir") is None:
             # fast_dev_run swaps the logger for a dummy: keep its files out of the working directory
             # and apart from real runs
@@ -384,7 +388,7 @@ class ImgclsCLI(LightningCLI):
         if folder is None or not self.trainer.is_global_zero:
             return
         present = [name for name in files if (folder / name).exists()]
-        print(f"imgcls: run folder {folder}: {', '.join(present)}", flush=True)
+        print(f"imgcls: run folder {_relative(folder)}: {', '.join(present)}", flush=True)
         tensorboard = Path(sys.executable).parent / "tensorboard"
         command = str(tensorboard) if tensorboard.is_file() else "tensorboard"
         print(f"imgcls: curves: {_relative(command)} --logdir {_relative(folder.parent)}", flush=True)

@@ -2,7 +2,8 @@
 
 ``validate``, ``test`` and ``predict`` run outside the fit loop, where Lightning's step and epoch are 0:
 logged as they are, a test of epoch 11's checkpoint would draw its point at step 0. These loggers
-record every value at the checkpoint's global step, with the checkpoint's epoch as ``epoch``. The CLI
+record every value at one given step (the CLI gives the step where the fit logged the checkpoint's
+epoch), with the checkpoint's epoch as ``epoch``. The CLI
 points them at a subfolder of the run (``version_N/test``), which TensorBoard shows as a run of its own
 beside the fit's curves, never on them.
 """

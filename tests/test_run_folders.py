@@ -75,10 +75,17 @@ def test_validate_and_test_leave_the_fit_curves_alone(fitted: tuple[list[str], P
     assert "test_acc" not in after and "test_loss" not in after
     # each command logged into a subfolder of its own, at the step and epoch of its checkpoint
     (validate,) = csv_rows(run / "validate-last" / runs.METRICS_CSV)
-    assert int(validate["step"]) == last_step and validate["val_acc"] != ""
+    assert int(validate["step"]) == last_step - 1 and validate["val_acc"] != ""
     (test,) = csv_rows(run / "test" / runs.METRICS_CSV)
-    assert int(test["step"]) == best["global_step"] and int(test["epoch"]) == best["epoch"]
-    assert [step for step, _ in event_scalars(run / "test")["test_acc"]] == [best["global_step"]]
+    # at the step where the fit drew that checkpoint's epoch: the points line up in TensorBoard
+    best_epoch_step = next(
+        int(r["step"])
+        for r in csv_rows(run / runs.METRICS_CSV)
+        if r["epoch"] == str(best["epoch"]) and r["val_acc"]
+    )
+    assert int(test["step"]) == best_epoch_step == best["global_step"] - 1
+    assert int(test["epoch"]) == best["epoch"]
+    assert [step for step, _ in event_scalars(run / "test")["test_acc"]] == [best_epoch_step]
     # and the configs of the commands sit in the run folder, beside config.yaml
     assert (run / "config_validate.yaml").is_file() and (run / "config_test.yaml").is_file()
 
