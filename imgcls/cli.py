@@ -21,6 +21,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 from imgcls import runs
 from imgcls.callbacks import EpochLines, PredictionWriter, RunInfoWriter, TestReportWriter
@@ -270,7 +271,13 @@ class ImgclsCLI(LightningCLI):
         return runs.run_dir_of_checkpoint(ckpt_path) if ckpt_path else None
 
     def _claim_run_dir(self) -> Path:
-        """A new ``version_N`` folder of the experiment, created by this process alone."""
+        """A new ``version_N`` folder of the experiment, created by this process alone.
+
+        Only global rank zero claims one: the other processes of a distributed run log nothing, and
+        Lightning hands them rank zero's folders (``trainer.log_dir``, checkpoint ``dirpath``).
+        """
+        if rank_zero_only.rank != 0:
+            return runs.next_version_dir(self._experiment_dir())
         folder = runs.claim_version_dir(self._experiment_dir())
         self.created_dirs.append(folder)
         return folder
@@ -434,7 +441,7 @@ def keep_history(loggers: list[Any], upto_step: int | None) -> None:
     import csv
 
     for logger in loggers:
-        if not isinstance(logger, CSVLogger):
+        if not isinstance(logger, CSVLogger) or rank_zero_only.rank != 0:
             continue
         path = Path(logger.log_dir) / runs.METRICS_CSV
         if not path.is_file():

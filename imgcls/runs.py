@@ -85,6 +85,12 @@ def _has_scalars(events: Path) -> bool:
     return events.stat().st_size > 100
 
 
+def next_version_dir(experiment_dir: Path) -> Path:
+    """The ``version_N`` folder after the newest one of an experiment (not created)."""
+    existing = version_dirs(experiment_dir)
+    return Path(experiment_dir) / f"version_{version_number(existing[-1]) + 1 if existing else 0}"
+
+
 def claim_version_dir(experiment_dir: Path, attempts: int = 1000) -> Path:
     """Create the next free ``version_N`` folder of an experiment and return it.
 
@@ -93,8 +99,7 @@ def claim_version_dir(experiment_dir: Path, attempts: int = 1000) -> Path:
     """
     experiment_dir = Path(experiment_dir)
     experiment_dir.mkdir(parents=True, exist_ok=True)
-    existing = version_dirs(experiment_dir)
-    number = version_number(existing[-1]) + 1 if existing else 0
+    number = version_number(next_version_dir(experiment_dir))
     for _ in range(attempts):
         folder = experiment_dir / f"version_{number}"
         try:

@@ -239,3 +239,39 @@ def test_tensorboard_reports_is_configured_in_yaml() -> None:
     paths = [c["class_path"] for c in config["callbacks"]]
     assert "imgcls.callbacks.TensorBoardReports" in paths and "imgcls.callbacks.ImagesPerSecond" in paths
     assert TensorBoardReports().hparams  # switches of what it draws remain; no enabled= switch
+
+
+def test_two_processes_report_what_one_does(fitted: tuple[list[str], Path], tmp_path: Path) -> None:
+    """The report's metrics and top-k predictions gather across processes: every test image once."""
+    import subprocess
+    import sys
+
+    args, original = fitted
+    reports = {}
+    for devices in (2, 1):
+        run = copy_run(original, tmp_path / f"devices{devices}")
+        command = [sys.executable, "-m", "imgcls.cli", "test", *args, "--ckpt_path=best"]
+        command = [
+            a if not a.startswith("--runs_dir") else f"--runs_dir={run.parent.parent}" for a in command
+        ]
+        command += [
+            f"--trainer.devices={devices}",
+            "--trainer.strategy=" + ("ddp" if devices > 1 else "auto"),
+        ]
+        # a new process: Lightning starts the second rank by running the same command line again
+        subprocess.run(command, check=True, capture_output=True, timeout=300)
+        reports[devices] = run
+    two, one = reports[2], reports[1]
+    for name in (runs.CLASSIFICATION_REPORT, runs.CONFUSION_MATRIX):
+        assert (two / name).read_text() == (one / name).read_text(), name
+    metrics = [json.loads((folder / runs.TEST_METRICS).read_text()) for folder in (two, one)]
+    for key in ("test_acc", "test_loss", "test_f1_macro", "test_samples", "epoch"):
+        assert metrics[0][key] == pytest.approx(metrics[1][key], rel=1e-6), key
+    predictions = [
+        sorted(csv_rows(folder / runs.PREDICTIONS), key=lambda r: int(r["index"])) for folder in (two, one)
+    ]
+    assert len(predictions[0]) == len(predictions[1]) == metrics[1]["test_samples"]
+    assert [(r["index"], r["predicted"]) for r in predictions[0]] == [
+        (r["index"], r["predicted"]) for r in predictions[1]
+    ]
+    assert sorted(p.name for p in two.parent.iterdir()) == ["version_0"]  # the second rank made no folder

@@ -75,7 +75,8 @@ class TopKPredictions(Metric):
         self.classes.append(classes)
 
     def compute(self) -> dict[str, np.ndarray]:
-        if not self.index:
+        # a list of batches in one process; one tensor once synchronized across processes
+        if isinstance(self.index, list) and not self.index:
             return {
                 "index": np.zeros(0, np.int64),
                 "label": np.zeros(0, np.int64),
