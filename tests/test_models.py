@@ -23,6 +23,19 @@ from imgcls.models import create_backbone, load_backbone_weights
 from imgcls.models.classifier import tta_views
 
 
+def bare_trainer(root: Path, max_epochs: int) -> Trainer:
+    """A Trainer that trains only: no validation, logger, checkpoints, progress bar or summary."""
+    return Trainer(
+        max_epochs=max_epochs,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "kwargs", "features"),
     [
@@ -170,15 +183,7 @@ def test_random_weights_are_logged_only_when_a_fit_trains_from_them(
     loader = torch.utils.data.DataLoader(batches, batch_size=None)
 
     def trainer(max_epochs: int) -> Trainer:
-        return Trainer(
-            max_epochs=max_epochs,
-            limit_val_batches=0,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            default_root_dir=tmp_path,
-        )
+        return bare_trainer(tmp_path, max_epochs)
 
     model = ImageClassifier("test_resnet", num_classes=3)
     assert message not in caplog.text
@@ -228,15 +233,7 @@ def test_one_cycle_without_length_gets_the_runs_length(interval: str, total: int
     images = torch.randn(16, 3, 16, 16)
     labels = torch.arange(16) % 3
     batches = [{"image": images[i : i + 4], "label": labels[i : i + 4]} for i in range(0, 16, 4)]
-    trainer = Trainer(
-        max_epochs=3,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = bare_trainer(tmp_path, max_epochs=3)
     trainer.fit(model, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
     scheduler = trainer.lr_scheduler_configs[0].scheduler
     assert scheduler.total_steps == total

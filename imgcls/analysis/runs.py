@@ -35,24 +35,6 @@ from imgcls.runs import (
     version_dirs,
 )
 
-__all__ = [
-    "RUN_INFO",
-    "RUN_MARKERS",
-    "Run",
-    "find_run_dirs",
-    "is_run_dir",
-    "load_run",
-    "load_runs",
-    "read_class_distribution",
-    "read_confusion_matrix",
-    "read_curves",
-    "read_examples",
-    "read_scalars",
-    "read_table",
-    "resolve_sample",
-    "test_command",
-]
-
 
 def find_run_dirs(paths: list[str | Path] | tuple[str | Path, ...] | str | Path) -> list[Path]:
     """Expand run folders, experiment folders (their ``version_*``) and runs folders into run folders.

@@ -94,7 +94,8 @@ class TopKPredictions(Metric):
         return {name: values[np.sort(first)] for name, values in rows.items()}
 
 
-def _number(value: Any) -> float | int | None:
+def json_number(value: Any) -> float | int | None:
+    """A metric as JSON takes it: a Python number, None for NaN and infinities."""
     if isinstance(value, torch.Tensor):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -303,15 +304,15 @@ class TestReportWriter(Callback):
         class_names = _class_names(pl_module)
         results = self._results
         confusion = results["confusion"].long()
-        scalars = {k: _number(v) for k, v in trainer.callback_metrics.items() if k.startswith("test_")}
+        scalars = {k: json_number(v) for k, v in trainer.callback_metrics.items() if k.startswith("test_")}
         # per-class scores (test_f1/<class>) are in classification_report.csv
         scalars = {k: v for k, v in scalars.items() if "/" not in k}
         scalars.update(
             {
-                "test_precision_macro": _number(results["precision_macro"]),
-                "test_recall_macro": _number(results["recall_macro"]),
-                "test_f1_macro": _number(results["f1_macro"]),
-                "test_f1_weighted": _number(results["f1_weighted"]),
+                "test_precision_macro": json_number(results["precision_macro"]),
+                "test_recall_macro": json_number(results["recall_macro"]),
+                "test_f1_macro": json_number(results["f1_macro"]),
+                "test_f1_weighted": json_number(results["f1_weighted"]),
                 "test_samples": int(confusion.sum()),
                 "test_time_augmentation": _tta_mode(pl_module),
                 "data_root": _data_root(trainer),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -13,17 +12,10 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from imgcls import runs
+from imgcls.callbacks.reports import json_number
 from imgcls.models.summary import count_gflops
 
 log = logging.getLogger(__name__)
-
-
-def _number(value: Any) -> float | int | None:
-    if isinstance(value, torch.Tensor):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def dataset_info(datamodule: Any) -> dict[str, Any]:
@@ -139,7 +131,7 @@ class RunInfoWriter(Callback):
     def _record_final(self, trainer: Trainer, epoch: int) -> None:
         self.info["final_epoch"] = epoch
         self.info["final"] = {
-            k: _number(v)
+            k: json_number(v)
             for k, v in trainer.callback_metrics.items()
             # per-class scores (``val_f1/<class>``) stay in TensorBoard and metrics.csv
             if isinstance(v, torch.Tensor) and v.numel() == 1 and "/" not in k
