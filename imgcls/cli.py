@@ -299,9 +299,13 @@ class ImgclsCLI(LightningCLI):
         if command == "fit":
             # CSV first: its writer warns about, and deletes, a metrics.csv in a folder that another
             # logger has already written to (a resumed run's history is handed back by keep_history)
+            # a resumed fit repeats the steps after its checkpoint: TensorBoard drops what the
+            # interrupted run logged from there on (purge_step), so no step carries two values
+            resumed_at = self.checkpoint_position.get("global_step") if self._subconfig().get("ckpt_path") else None
+            purge = {"purge_step": resumed_at} if resumed_at else {}
             loggers = [
                 CSVLogger(save_dir, name=name, version=run_dir.name),
-                TensorBoardLogger(save_dir, name=name, version=run_dir.name, default_hp_metric=False),
+                TensorBoardLogger(save_dir, name=name, version=run_dir.name, default_hp_metric=False, **purge),
             ]
             return loggers, run_dir
         model = self._get(self.config_init, "model")
@@ -436,7 +440,7 @@ def keep_history(loggers: list[Any], upto_step: int | None) -> None:
 
     Lightning's ``CSVLogger`` deletes an existing ``metrics.csv`` when it starts; the rows the run had
     logged up to the checkpoint are handed back to it, to be written first. Rows after the
-    checkpoint's step belong to epochs that the resumed run repeats, and are dropped.
+    checkpoint's global step belong to epochs that the resumed run repeats, and are dropped.
     """
     import csv
 
@@ -448,7 +452,9 @@ def keep_history(loggers: list[Any], upto_step: int | None) -> None:
             continue
         with path.open(newline="") as f:
             rows = [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
-        rows = [r for r in rows if upto_step is None or r.get("step", 0) <= upto_step]
+        # the checkpoint's own epoch logged at steps before its global step; from that step on, the
+        # rows belong to epochs the resumed run trains again
+        rows = [r for r in rows if upto_step is None or r.get("step", 0) < upto_step]
         for row in rows:
             for key in ("step", "epoch"):
                 if key in row:

@@ -275,3 +275,47 @@ def test_two_processes_report_what_one_does(fitted: tuple[list[str], Path], tmp_
         (r["index"], r["predicted"]) for r in predictions[1]
     ]
     assert sorted(p.name for p in two.parent.iterdir()) == ["version_0"]  # the second rank made no folder
+
+
+def test_a_resumed_fit_logs_each_step_once(eurosat_root: Path, tmp_path: Path) -> None:
+    """Resuming from an earlier checkpoint after epochs were logged past it (a run killed in a later
+    epoch) leaves one value per step in metrics.csv and TensorBoard, the resumed run's."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    args = ["--config", CONFIG, f"--runs_dir={tmp_path}", f"--data.init_args.root={eurosat_root}", *TINY]
+    run = tmp_path / "eurosat_sample" / "version_0"
+    main(["fit", *args, "--trainer.max_epochs=2"])
+    shutil.copy(run / "checkpoints" / "last.ckpt", run / "checkpoints" / "epoch1.ckpt")
+    main(["fit", *args, "--trainer.max_epochs=3", "--ckpt_path=last"])  # logs epoch 2, as a killed run had
+    main(["fit", *args, "--trainer.max_epochs=3", f"--ckpt_path={run / 'checkpoints' / 'epoch1.ckpt'}"])
+
+    rows = [r for r in csv_rows(run / runs.METRICS_CSV) if r["val_loss"]]
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    steps = [int(r["step"]) for r in csv_rows(run / runs.METRICS_CSV)]
+    lr_steps = [int(r["step"]) for r in csv_rows(run / runs.METRICS_CSV) if r.get("lr-AdamW/backbone")]
+    assert len(lr_steps) == len(set(lr_steps)) == 3 and max(steps) == int(rows[-1]["step"])
+    accumulator = EventAccumulator(str(run), size_guidance={"scalars": 0})  # every event file, in order
+    accumulator.Reload()
+    val_steps = [event.step for event in accumulator.Scalars("val_loss")]
+    assert val_steps == sorted(set(val_steps)) and len(val_steps) == 3
+    values = [event.value for event in accumulator.Scalars("val_loss")]
+    assert values[-1] == pytest.approx(float(rows[-1]["val_loss"]), rel=1e-6)  # the resumed run's value
+
+
+def test_runs_started_at_once_never_share_a_version_folder(tmp_path: Path) -> None:
+    import threading
+
+    barrier, claimed = threading.Barrier(8), []
+
+    def claim() -> None:
+        barrier.wait()  # all look for the next free number at the same moment
+        claimed.append(runs.claim_version_dir(tmp_path / "exp").name)
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(claimed, key=lambda name: runs.version_number(Path(name))) == [
+        f"version_{i}" for i in range(8)
+    ]
