@@ -25,6 +25,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from imgcls import runs
 from imgcls.callbacks import EpochLines, PredictionWriter, RunInfoWriter, TestReportWriter
+from imgcls.checkpoint_io import AtomicCheckpointIO
 from imgcls.data.base import ImageDataModule
 from imgcls.errors import ConfigError, ImgclsError
 from imgcls.loggers import EvaluationCSVLogger, EvaluationTensorBoardLogger
@@ -301,11 +302,15 @@ class ImgclsCLI(LightningCLI):
             # logger has already written to (a resumed run's history is handed back by keep_history)
             # a resumed fit repeats the steps after its checkpoint: TensorBoard drops what the
             # interrupted run logged from there on (purge_step), so no step carries two values
-            resumed_at = self.checkpoint_position.get("global_step") if self._subconfig().get("ckpt_path") else None
+            resumed_at = (
+                self.checkpoint_position.get("global_step") if self._subconfig().get("ckpt_path") else None
+            )
             purge = {"purge_step": resumed_at} if resumed_at else {}
             loggers = [
                 CSVLogger(save_dir, name=name, version=run_dir.name),
-                TensorBoardLogger(save_dir, name=name, version=run_dir.name, default_hp_metric=False, **purge),
+                TensorBoardLogger(
+                    save_dir, name=name, version=run_dir.name, default_hp_metric=False, **purge
+                ),
             ]
             return loggers, run_dir
         model = self._get(self.config_init, "model")
@@ -359,6 +364,8 @@ class ImgclsCLI(LightningCLI):
             kwargs["precision"] = "32-true"
             self._subconfig()["trainer"]["precision"] = "32-true"
         kwargs["callbacks"] = self._callbacks(trainer_config)
+        if not trainer_config.get("plugins"):
+            kwargs["plugins"] = [AtomicCheckpointIO()]
         experiment_dir = self._experiment_dir()
         smoke_test = bool(trainer_config.get("fast_dev_run"))
         own_logger = trainer_config.get("logger") in (None, True) and not smoke_test

@@ -319,3 +319,40 @@ def test_runs_started_at_once_never_share_a_version_folder(tmp_path: Path) -> No
     assert sorted(claimed, key=lambda name: runs.version_number(Path(name))) == [
         f"version_{i}" for i in range(8)
     ]
+
+
+def test_a_checkpoint_write_cut_short_keeps_the_previous_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from imgcls.checkpoint_io import AtomicCheckpointIO
+
+    io, target = AtomicCheckpointIO(), tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"epoch": 1}, target)
+    real_save = torch.save
+
+    def killed_midway(obj: object, f: object) -> None:
+        f.write(b"PK\x03\x04 half a checkpoint")  # type: ignore[attr-defined]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"epoch": 2}, target)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert torch.load(target, weights_only=True) == {"epoch": 1}
+    assert sorted(p.name for p in target.parent.iterdir()) == ["last.ckpt"]
+    # a process killed outright leaves its partial file; the next save of the same file removes it
+    (target.parent / "last.ckpt.partial-99999").write_bytes(b"cut short")
+    io.save_checkpoint({"epoch": 3}, target)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["last.ckpt"]
+    assert torch.load(target, weights_only=True) == {"epoch": 3}
+
+
+def test_fit_writes_checkpoints_through_the_atomic_writer(fitted: tuple[list[str], Path]) -> None:
+    from imgcls.checkpoint_io import AtomicCheckpointIO
+    from imgcls.cli import ImgclsCLI
+
+    args, _ = fitted
+    cli = ImgclsCLI(args=[*args, "--trainer.fast_dev_run=true"], run=False)
+    assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)
