@@ -356,3 +356,25 @@ def test_fit_writes_checkpoints_through_the_atomic_writer(fitted: tuple[list[str
     args, _ = fitted
     cli = ImgclsCLI(args=[*args, "--trainer.fast_dev_run=true"], run=False)
     assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+
+
+def test_a_resumed_fit_keeps_the_plateau_schedule(eurosat_root: Path, tmp_path: Path) -> None:
+    """last.ckpt holds ReduceLROnPlateau after it has seen the epoch's metric: resuming from it gives
+    the learning rates of a run that was never interrupted."""
+    probe = [
+        "--model.monitor=val_err_probe",  # worse every epoch: patience 0 cuts the rate after epoch 1
+        "--trainer.callbacks+=tests.test_cli.RisingErrorProbe",
+        "--model.lr_scheduler.init_args.patience=0",
+    ]
+
+    def rates(runs_dir: Path) -> list[float]:
+        rows = csv_rows(runs_dir / "eurosat_sample" / "version_0" / runs.METRICS_CSV)
+        return [float(r["lr-AdamW/backbone"]) for r in rows if r.get("lr-AdamW/backbone")]
+
+    common = ["--config", CONFIG, f"--data.init_args.root={eurosat_root}", *TINY, *probe]
+    main(["fit", *common, f"--runs_dir={tmp_path / 'whole'}", "--trainer.max_epochs=3"])
+    main(["fit", *common, f"--runs_dir={tmp_path / 'resumed'}", "--trainer.max_epochs=2"])
+    main(["fit", *common, f"--runs_dir={tmp_path / 'resumed'}", "--trainer.max_epochs=3", "--ckpt_path=last"])
+    whole = rates(tmp_path / "whole")
+    assert whole[2] < whole[1] == whole[0]  # the schedule did cut the rate for epoch 2
+    assert rates(tmp_path / "resumed") == pytest.approx(whole)

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.trainer.states import TrainerFn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
@@ -131,6 +132,7 @@ class ImageClassifier(LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
         self.test_time_augmentation = test_time_augmentation
+        self._stepped_plateaus: set[int] = set()
         from_file = is_weights_path(pretrained)
         self.backbone, num_features = create_backbone(
             backbone,
@@ -173,6 +175,26 @@ class ImageClassifier(LightningModule):
             log.info(
                 "backbone %s starts from random weights (model.pretrained is false)", self.hparams.backbone
             )
+
+    def on_validation_epoch_end(self) -> None:
+        # Lightning steps ReduceLROnPlateau only after the epoch's checkpoints are saved, so last.ckpt
+        # held the scheduler and learning rate of before this epoch's metric, and a resumed run trained
+        # on at the old rate. It is stepped here instead: after validation, before the checkpoints.
+        trainer = self.trainer
+        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING or not trainer.is_last_batch:
+            return
+        for config in trainer.lr_scheduler_configs:
+            due = (trainer.current_epoch + 1) % config.frequency == 0
+            value = trainer.callback_metrics.get(config.monitor) if config.monitor else None
+            if config.reduce_on_plateau and config.interval == "epoch" and due and value is not None:
+                config.scheduler.step(value)
+                self._stepped_plateaus.add(id(config.scheduler))
+
+    def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
+        if id(scheduler) in self._stepped_plateaus:  # already stepped after this epoch's validation
+            self._stepped_plateaus.discard(id(scheduler))
+            return
+        super().lr_scheduler_step(scheduler, metric)
 
     def _compute_logits(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(images))
