@@ -24,7 +24,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from imgcls import runs
-from imgcls.callbacks import EpochLines, PredictionWriter, RunInfoWriter, TestReportWriter
+from imgcls.callbacks import EpochLines, PredictionWriter, RandomStates, RunInfoWriter, TestReportWriter
 from imgcls.checkpoint_io import AtomicCheckpointIO
 from imgcls.data.base import ImageDataModule
 from imgcls.errors import ConfigError, ImgclsError
@@ -347,6 +347,9 @@ class ImgclsCLI(LightningCLI):
             callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
         elif not sys.stdout.isatty():
             callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)] + [EpochLines()]
+        # in every command: Lightning warns when a checkpoint holds the state of a callback that is
+        # missing, and RandomStates sets states back only when training starts
+        callbacks.append(RandomStates())
         if self.subcommand in ("fit", None):
             callbacks.append(RunInfoWriter())
         return callbacks

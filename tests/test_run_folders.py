@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from lightning.pytorch import Callback, LightningModule, Trainer
 
 from imgcls import runs
 from imgcls.callbacks import TensorBoardReports
@@ -378,3 +382,62 @@ def test_a_resumed_fit_keeps_the_plateau_schedule(eurosat_root: Path, tmp_path: 
     whole = rates(tmp_path / "whole")
     assert whole[2] < whole[1] == whole[0]  # the schedule did cut the rate for epoch 2
     assert rates(tmp_path / "resumed") == pytest.approx(whole)
+
+
+class KillAt(Callback):
+    """Kills its own process outright (SIGKILL, as ``kill -9``) at one batch of one epoch."""
+
+    def __init__(self, epoch: int = 1, batch: int = 1) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("cache", ["always", "never"])
+def test_a_fit_killed_mid_epoch_resumes_to_the_uninterrupted_result(
+    eurosat_root: Path, tmp_path: Path, cache: str
+) -> None:
+    """``kill -9`` in epoch 1, then ``fit --ckpt_path last``: the same weights and validation losses
+    as a run never interrupted (data order, flips and dropout drawn alike), cached or streamed."""
+    import subprocess
+    import sys
+
+    import torch
+
+    common = [
+        "--config",
+        CONFIG,
+        f"--data.init_args.root={eurosat_root}",
+        f"--data.init_args.cache={cache}",
+        f"--data.init_args.cache_dir={tmp_path / 'cache'}",
+        *TINY,
+        "--model.head_dropout=0.3",
+        "--trainer.deterministic=true",
+        "--trainer.max_epochs=3",
+    ]
+    main(["fit", *common, f"--runs_dir={tmp_path / 'whole'}"])
+    killed = [sys.executable, "-m", "imgcls.cli", "fit", *common, f"--runs_dir={tmp_path / 'killed'}"]
+    finished = subprocess.run(
+        [*killed, "--trainer.callbacks+=tests.test_run_folders.KillAt"],
+        cwd=REPO,
+        capture_output=True,
+        timeout=300,
+    )
+    assert finished.returncode == -signal.SIGKILL
+    run = tmp_path / "killed" / "eurosat_sample" / "version_0"
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 0
+    main(["fit", *common, f"--runs_dir={tmp_path / 'killed'}", "--ckpt_path=last"])
+
+    whole = tmp_path / "whole" / "eurosat_sample" / "version_0"
+    states = [
+        torch.load(r / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"] for r in (whole, run)
+    ]
+    assert states[0].keys() == states[1].keys()
+    for name in states[0]:
+        assert torch.equal(states[0][name], states[1][name]), name
+    losses = [[r["val_loss"] for r in csv_rows(r / runs.METRICS_CSV) if r["val_loss"]] for r in (whole, run)]
+    assert len(losses[0]) == 3 and losses[0] == losses[1]

@@ -1,11 +1,12 @@
 """Every imgcls callback: the writers of a run folder, TensorBoard reports, throughput, progress lines.
 
-``TestReportWriter``, ``PredictionWriter`` and ``RunInfoWriter`` make the run folder and are added by
-the CLI; the others are configured in YAML under ``trainer.callbacks``
+``TestReportWriter``, ``PredictionWriter``, ``RunInfoWriter`` and ``RandomStates`` make the run folder
+(and its resumes) and are added by the CLI; the others are configured in YAML under ``trainer.callbacks``
 (``class_path: imgcls.callbacks.ImagesPerSecond``).
 """
 
 from imgcls.callbacks.progress import EpochLines
+from imgcls.callbacks.random_states import RandomStates
 from imgcls.callbacks.reports import (
     PredictionWriter,
     TestReportWriter,
@@ -20,6 +21,7 @@ __all__ = [
     "EpochLines",
     "ImagesPerSecond",
     "PredictionWriter",
+    "RandomStates",
     "RunInfoWriter",
     "TensorBoardReports",
     "TestReportWriter",

@@ -34,6 +34,7 @@ from imgcls.data.cache import (
     cache_pool,
 )
 from imgcls.data.datasets import ImageFileDataset, list_images
+from imgcls.data.samplers import SeededShuffle, run_seed
 from imgcls.data.splits import cap_per_class, stratified_split
 from imgcls.data.transforms import AUGMENTATIONS, BatchTransform
 from imgcls.errors import ConfigError, DataError
@@ -364,10 +365,15 @@ class ImageDataModule(LightningDataModule):
                 pin_memory=self.pin_memory,
                 persistent_workers=self.persistent_workers,
             )
+        # one process: the run's own order (the cached path's too); several: Lightning's
+        # DistributedSampler, seeded and set to each epoch as well
+        order = SeededShuffle(len(dataset)) if shuffle and not distributed else None
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle if order is None else None,
+            sampler=order,
+            generator=torch.Generator().manual_seed(run_seed()),
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers and self.num_workers > 0,

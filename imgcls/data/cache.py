@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 from filelock import FileLock
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
 from imgcls.data.datasets import ArrayImageDataset, ImageFileDataset
+from imgcls.data.samplers import SeededShuffle, run_seed
 from imgcls.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -285,11 +286,16 @@ class CachedSplit(Dataset):
 
 
 class _EpochBatches(Sampler[list[int]]):
-    """Batches of positions; shuffled with a fresh permutation each epoch when ``shuffle``."""
+    """Batches of positions; shuffled with the run's permutation of each epoch when ``shuffle``."""
 
     def __init__(self, length: int, batch_size: int, shuffle: bool, drop_last: bool) -> None:
-        inner = RandomSampler(range(length)) if shuffle else SequentialSampler(range(length))
+        inner = SeededShuffle(length) if shuffle else SequentialSampler(range(length))
         self.batches = BatchSampler(inner, batch_size, drop_last)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning before each epoch: the shuffle of epoch ``epoch``."""
+        if isinstance(self.batches.sampler, SeededShuffle):
+            self.batches.sampler.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self.batches)
@@ -312,6 +318,8 @@ def batched_loader(
         split,
         batch_size=None,
         sampler=_EpochBatches(len(split), batch_size, shuffle, drop_last),
+        # worker seeds from the run's seed, not from the global generator the model draws from
+        generator=torch.Generator().manual_seed(run_seed()),
         num_workers=num_workers,
         pin_memory=pin_memory,
         persistent_workers=persistent_workers and num_workers > 0,
