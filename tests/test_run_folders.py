@@ -245,27 +245,41 @@ def test_tensorboard_reports_is_configured_in_yaml() -> None:
     assert TensorBoardReports().hparams  # switches of what it draws remain; no enabled= switch
 
 
-def test_two_processes_report_what_one_does(fitted: tuple[list[str], Path], tmp_path: Path) -> None:
-    """The report's metrics and top-k predictions gather across processes: every test image once."""
+def test_two_processes_fit_and_report_what_one_does(eurosat_root: Path, tmp_path: Path) -> None:
+    """fit and test with 2 CPU processes (ddp, gloo): only rank zero writes, and the report of the
+    checkpoint equals a 1-process test of it (every test image counted once)."""
     import subprocess
     import sys
 
-    args, original = fitted
-    reports = {}
-    for devices in (2, 1):
-        run = copy_run(original, tmp_path / f"devices{devices}")
-        command = [sys.executable, "-m", "imgcls.cli", "test", *args, "--ckpt_path=best"]
-        command = [
-            a if not a.startswith("--runs_dir") else f"--runs_dir={run.parent.parent}" for a in command
-        ]
-        command += [
-            f"--trainer.devices={devices}",
-            "--trainer.strategy=" + ("ddp" if devices > 1 else "auto"),
-        ]
+    def imgcls(command: str, runs_dir: Path, devices: int, *extra: str) -> None:
+        args = ["--config", CONFIG, f"--runs_dir={runs_dir}", f"--data.init_args.root={eurosat_root}", *TINY]
+        strategy = "ddp" if devices > 1 else "auto"
         # a new process: Lightning starts the second rank by running the same command line again
-        subprocess.run(command, check=True, capture_output=True, timeout=300)
-        reports[devices] = run
-    two, one = reports[2], reports[1]
+        options = [f"--trainer.devices={devices}", f"--trainer.strategy={strategy}", *extra]
+        subprocess.run(
+            [sys.executable, "-m", "imgcls.cli", command, *args, *options],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+
+    imgcls("fit", tmp_path / "two", 2, "--trainer.max_epochs=2")
+    two = tmp_path / "two" / "eurosat_sample" / "version_0"
+    made = sorted(str(p.relative_to(two.parent)) for p in two.parent.parent.rglob("*") if p.is_file())
+    assert [p for p in made if "events" not in p] == [
+        "version_0/checkpoints/best.ckpt",
+        "version_0/checkpoints/last.ckpt",
+        "version_0/config.yaml",
+        "version_0/hparams.yaml",
+        "version_0/metrics.csv",
+        "version_0/run_info.json",
+    ]
+    assert len([p for p in made if "events" in p]) == 1  # one TensorBoard writer, rank zero's
+    assert json.loads((two / runs.RUN_INFO).read_text())["world_size"] == 2
+    shutil.copytree(two.parent.parent, tmp_path / "one")
+    one = tmp_path / "one" / "eurosat_sample" / "version_0"
+    imgcls("test", tmp_path / "two", 2, "--ckpt_path=best")
+    imgcls("test", tmp_path / "one", 1, "--ckpt_path=best")
     for name in (runs.CLASSIFICATION_REPORT, runs.CONFUSION_MATRIX):
         assert (two / name).read_text() == (one / name).read_text(), name
     metrics = [json.loads((folder / runs.TEST_METRICS).read_text()) for folder in (two, one)]

@@ -52,13 +52,17 @@ class ImagesPerSecond(Callback):
         seconds = self._now(pl_module) - self._start.pop(stage) - subtract
         images = self._images[stage]
         if images:
-            pl_module.log(f"{stage}_epoch_sec", seconds, on_step=False, on_epoch=True, sync_dist=False)
+            # several processes: the slowest one's seconds, and the images per second of all of them
+            pl_module.log(
+                f"{stage}_epoch_sec", seconds, on_step=False, on_epoch=True, sync_dist=True, reduce_fx="max"
+            )
             pl_module.log(
                 f"{stage}_images_per_sec",
                 images / max(seconds, 1e-9),
                 on_step=False,
                 on_epoch=True,
-                sync_dist=False,
+                sync_dist=True,
+                reduce_fx="sum",
             )
         return seconds
 
