@@ -412,7 +412,8 @@ class ImgclsCLI(LightningCLI):
         print(f"imgcls: run folder {_relative(folder)}: {', '.join(present)}", flush=True)
         tensorboard = Path(sys.executable).parent / "tensorboard"
         command = str(tensorboard) if tensorboard.is_file() else "tensorboard"
-        print(f"imgcls: curves: {_relative(command)} --logdir {_relative(folder.parent)}", flush=True)
+        experiment = (self.run_dir or folder).parent  # a report beside the run's (test-last/) too
+        print(f"imgcls: curves: {_relative(command)} --logdir {_relative(experiment)}", flush=True)
 
     def after_fit(self) -> None:
         self._say_where(runs.FIT_FILES, self.run_dir)

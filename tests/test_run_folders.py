@@ -59,7 +59,9 @@ def copy_run(run: Path, tmp_path: Path) -> Path:
     return destination
 
 
-def test_validate_and_test_leave_the_fit_curves_alone(fitted: tuple[list[str], Path], tmp_path: Path) -> None:
+def test_validate_and_test_leave_the_fit_curves_alone(
+    fitted: tuple[list[str], Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     args, original = fitted
     run = copy_run(original, tmp_path)
     args = [a if not a.startswith("--runs_dir") else f"--runs_dir={tmp_path / 'runs'}" for a in args]
@@ -70,6 +72,11 @@ def test_validate_and_test_leave_the_fit_curves_alone(fitted: tuple[list[str], P
 
     main(["validate", *args, "--ckpt_path=last"])
     main(["test", *args, "--ckpt_path=best"])
+    main(["test", *args, "--ckpt_path=last"])
+    # each command says where its files are and how to open the experiment's curves
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("imgcls: ")]
+    assert said[-2].startswith(f"imgcls: run folder {run / 'test-last'}: metrics.json")
+    assert said[-1].endswith(f"--logdir {run.parent}")
 
     # the fit's CSV and curves are untouched; nothing of either command is at step 0 of the fit
     assert (run / runs.METRICS_CSV).read_text() == fit_csv
