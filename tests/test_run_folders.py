@@ -53,18 +53,20 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], Path]:
     return args, root / "runs" / "eurosat_sample" / "version_0"
 
 
-def copy_run(run: Path, tmp_path: Path) -> Path:
+def copy_run(fitted: tuple[list[str], Path], tmp_path: Path) -> tuple[list[str], Path]:
+    """A copy of the fitted run under ``tmp_path/runs``, and the arguments that point at it."""
+    args, original = fitted
     destination = tmp_path / "runs" / "eurosat_sample" / "version_0"
-    shutil.copytree(run, destination)
-    return destination
+    shutil.copytree(original, destination)
+    return [
+        a if not a.startswith("--runs_dir") else f"--runs_dir={tmp_path / 'runs'}" for a in args
+    ], destination
 
 
 def test_validate_and_test_leave_the_fit_curves_alone(
     fitted: tuple[list[str], Path], tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    args, original = fitted
-    run = copy_run(original, tmp_path)
-    args = [a if not a.startswith("--runs_dir") else f"--runs_dir={tmp_path / 'runs'}" for a in args]
+    args, run = copy_run(fitted, tmp_path)
     fit_csv = (run / runs.METRICS_CSV).read_text()
     fit_events = event_scalars(run)
     last_step = runs.read_checkpoint_position(run / "checkpoints" / "last.ckpt")["global_step"]
@@ -179,9 +181,7 @@ def test_a_failed_fit_leaves_no_run_folder(
 def test_a_failed_fit_keeps_earlier_runs(
     fitted: tuple[list[str], Path], tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    args, original = fitted
-    run = copy_run(original, tmp_path)
-    args = [a if not a.startswith("--runs_dir") else f"--runs_dir={tmp_path / 'runs'}" for a in args]
+    args, run = copy_run(fitted, tmp_path)
     args = [
         a if not a.startswith("--data.init_args.root") else "--data.init_args.root=/nonexistent" for a in args
     ]
