@@ -267,3 +267,20 @@ def test_bf16_falls_back_to_float32_where_the_cpu_would_emulate_it(
     assert cli.trainer.precision == expected
     assert cli.config["trainer"]["precision"] == expected  # what the run folder's config.yaml records
     assert ("would be emulated" in caplog.text) is not native
+
+
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [
+        ("fpu sse2 avx2 avx512f avx512bw avx512vl", False),  # AVX-512 emulates bf16 (oneDNN says yes)
+        ("fpu avx2 avx512f avx512_bf16", True),
+        ("fpu avx2 amx_bf16 amx_tile", True),
+        ("fpu sse2 avx2", False),
+    ],
+)
+def test_native_bf16_is_read_from_the_cpu_flags(flags: str, native: bool, tmp_path: Path) -> None:
+    from imgcls.cli import cpu_has_native_bf16
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n")
+    assert cpu_has_native_bf16(cpuinfo) is native
