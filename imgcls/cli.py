@@ -265,6 +265,9 @@ class ImgclsCLI(LightningCLI):
             )
         # a damaged file fails here, in one line, before anything is created
         self.checkpoint_position = runs.read_checkpoint_position(ckpt_path) if ckpt_path else {}
+        if "weights_only" in config and config["weights_only"] is None and self.checkpoint_position:
+            # unpickle no code from a checkpoint that needs none (imgcls's own never do)
+            config["weights_only"] = self.checkpoint_position["weights_only"]
 
     def _evaluated_run(self) -> Path | None:
         """The run folder of the checkpoint being evaluated or resumed, if it sits in one."""

@@ -135,7 +135,8 @@ def run_dir_of_checkpoint(ckpt_path: str | Path) -> Path | None:
 
 
 def read_checkpoint_position(ckpt_path: str | Path) -> dict[str, Any]:
-    """Epoch and global step a checkpoint was saved at, read without loading its tensors.
+    """Epoch and global step a checkpoint was saved at, read without loading its tensors, and
+    whether it loads with ``torch.load(weights_only=True)`` (tensors and plain values only).
 
     Raises:
         DataError: the file is empty, truncated or not a checkpoint.
@@ -152,7 +153,7 @@ def read_checkpoint_position(ckpt_path: str | Path) -> dict[str, Any]:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError:
         # intact but holds objects that weights_only refuses: readable, position unknown
-        return {"epoch": None, "global_step": None}
+        return {"epoch": None, "global_step": None, "weights_only": False}
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
         raise DataError(
             f"checkpoint {path} is damaged and cannot be read ({str(err).splitlines()[0]}). It may have been cut "
@@ -161,7 +162,11 @@ def read_checkpoint_position(ckpt_path: str | Path) -> dict[str, Any]:
         ) from err
     if not isinstance(checkpoint, dict):
         raise DataError(f"{path} is not a Lightning checkpoint (it holds a {type(checkpoint).__name__})")
-    return {"epoch": checkpoint.get("epoch"), "global_step": checkpoint.get("global_step")}
+    return {
+        "epoch": checkpoint.get("epoch"),
+        "global_step": checkpoint.get("global_step"),
+        "weights_only": True,
+    }
 
 
 EVALUATION_COMMANDS = ("validate", "test", "predict")

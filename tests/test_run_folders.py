@@ -99,8 +99,10 @@ def test_validate_and_test_leave_the_fit_curves_alone(
     assert int(test["step"]) == best_epoch_step == best["global_step"] - 1
     assert int(test["epoch"]) == best["epoch"]
     assert [step for step, _ in event_scalars(run / "test")["test_acc"]] == [best_epoch_step]
-    # and the configs of the commands sit in the run folder, beside config.yaml
+    # and the configs of the commands sit in the run folder, beside config.yaml; they loaded the
+    # checkpoints with weights_only (no code unpickled)
     assert (run / "config_validate.yaml").is_file() and (run / "config_test.yaml").is_file()
+    assert yaml.safe_load((run / "config_test.yaml").read_text())["weights_only"] is True
 
 
 def test_run_info_final_figures_are_of_one_epoch(fitted: tuple[list[str], Path]) -> None:

@@ -225,7 +225,12 @@ def checkpoint_info(ckpt_path: str | None) -> dict[str, Any]:
     """Which checkpoint was evaluated (absolute path), and after how many epochs and steps of training."""
     if not ckpt_path:
         return {"checkpoint": None}
-    return {"checkpoint": str(Path(ckpt_path).resolve()), **runs.read_checkpoint_position(ckpt_path)}
+    position = runs.read_checkpoint_position(ckpt_path)
+    return {
+        "checkpoint": str(Path(ckpt_path).resolve()),
+        "epoch": position["epoch"],
+        "global_step": position["global_step"],
+    }
 
 
 class TestReportWriter(Callback):
