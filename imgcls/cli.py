@@ -315,6 +315,15 @@ class ImgclsCLI(LightningCLI):
                     save_dir, name=name, version=run_dir.name, default_hp_metric=False, **purge
                 ),
             ]
+            if self._subconfig().get("ckpt_path"):
+                # a resume continues in its run folder on purpose: Lightning's warnings that the
+                # folder is not empty, and that the CSV log will be deleted, do not apply
+                for message, module in (
+                    (r"Experiment logs directory .* exists and is not empty", r"lightning\.fabric\.loggers"),
+                    (r"Checkpoint directory .* exists and is not empty", r"lightning\.pytorch\.callbacks"),
+                ):
+                    warnings.filterwarnings("ignore", message=message, module=module)
+                keep_history(loggers, resumed_at)
             return loggers, run_dir
         model = self._get(self.config_init, "model")
         evaluation = runs.evaluation_name(
@@ -363,7 +372,7 @@ class ImgclsCLI(LightningCLI):
         if precision.startswith("bf16") and bf16_is_emulated(trainer_config.get("accelerator")):
             log.warning(
                 "trainer.precision %s on a CPU without AVX512-BF16 or AMX: bf16 would be emulated, "
-                "tens of times slower than float32. Training in 32-true instead; the run's config.yaml "
+                "several times slower than float32 (2.2x to 6.5x measured). Training in 32-true instead; the run's config.yaml "
                 "records it. On such a CPU set --trainer.precision 32-true.",
                 precision,
             )
@@ -377,15 +386,6 @@ class ImgclsCLI(LightningCLI):
         own_logger = trainer_config.get("logger") in (None, True) and not smoke_test
         if own_logger:
             kwargs["logger"], self.run_dir = self._loggers()
-            if self.subcommand in ("fit", None) and self._subconfig().get("ckpt_path"):
-                # a resume continues in its run folder on purpose: Lightning's warnings that the
-                # folder is not empty, and that the CSV log will be deleted, do not apply
-                for message, module in (
-                    (r"Experiment logs directory .* exists and is not empty", r"lightning\.fabric\.loggers"),
-                    (r"Checkpoint directory .* exists and is not empty", r"lightning\.pytorch\.callbacks"),
-                ):
-                    warnings.filterwarnings("ignore", message=message, module=module)
-                keep_history(kwargs["logger"], self.checkpoint_position.get("global_step"))
         else:
             self.run_dir = None
         if self.run_dir is not None:

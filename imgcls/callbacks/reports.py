@@ -107,7 +107,8 @@ def _class_names(pl_module: LightningModule) -> list[str]:
     return [str(c) for c in (getattr(pl_module, "class_names", None) or range(pl_module.hparams.num_classes))]
 
 
-def _tta_mode(pl_module: LightningModule | None) -> str:
+def tta_mode(pl_module: LightningModule | None) -> str:
+    """The test-time augmentation a model evaluates with (``none`` for models without the setting)."""
     return getattr(pl_module, "test_time_augmentation", "none")
 
 
@@ -267,7 +268,7 @@ class TestReportWriter(Callback):
         folder = run_folder(trainer)
         return runs.report_dir(
             folder,
-            runs.evaluation_name("test", trainer.ckpt_path, folder, _tta_mode(trainer.lightning_module)),
+            runs.evaluation_name("test", trainer.ckpt_path, folder, tta_mode(trainer.lightning_module)),
         )
 
     def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -319,7 +320,7 @@ class TestReportWriter(Callback):
                 "test_f1_macro": json_number(results["f1_macro"]),
                 "test_f1_weighted": json_number(results["f1_weighted"]),
                 "test_samples": int(confusion.sum()),
-                "test_time_augmentation": _tta_mode(pl_module),
+                "test_time_augmentation": tta_mode(pl_module),
                 "data_root": _data_root(trainer),
                 **checkpoint_info(trainer.ckpt_path),
             }
@@ -440,6 +441,6 @@ class PredictionWriter(BasePredictionWriter):
         folder.mkdir(parents=True, exist_ok=True)
         names = _sample_names(trainer, "predict", gathered["index"])
         rows = prediction_rows(gathered, _class_names(pl_module), names)
-        self.path = folder / runs.predict_filename(_tta_mode(pl_module), self.filename)
+        self.path = folder / runs.predict_filename(tta_mode(pl_module), self.filename)
         write_rows(self.path, rows)
         log.info("wrote %d predictions to %s", len(rows), self.path)

@@ -17,7 +17,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torchmetrics import MetricCollection
 
 from imgcls import plots, runs
-from imgcls.callbacks.reports import classification_metrics, run_folder
+from imgcls.callbacks.reports import classification_metrics, run_folder, tta_mode
 
 log = logging.getLogger(__name__)
 
@@ -210,8 +210,7 @@ class TensorBoardReports(Callback):
         folder = run_folder(trainer)  # a collective: every process asks
         if not self.hparams or not trainer.is_global_zero or trainer.ckpt_path is None:
             return
-        tta = getattr(pl_module, "test_time_augmentation", "none")
-        if runs.evaluation_name("test", trainer.ckpt_path, folder, tta) != "test":
+        if runs.evaluation_name("test", trainer.ckpt_path, folder, tta_mode(pl_module)) != "test":
             return  # the tab shows the plain test of best.ckpt, not of other checkpoints or views
         values = {
             f"hparams/{k}": float(v)
