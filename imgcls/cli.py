@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 import re
 import shutil
 import sys
@@ -43,6 +44,9 @@ ANALYSIS_COMMANDS = {
     "summary": "parameters, GFLOPs and memory of a model (nothing trained)",
     "compare": "one table and figures comparing tested runs, seeds grouped with 95% CIs",
 }
+STUDY_COMMANDS = {
+    "sweep": "a study's grid of runs from a sweep file: here, N at a time, or as a Slurm job array",
+}
 
 
 def _option_names(parser: Any) -> list[str]:
@@ -52,7 +56,7 @@ def _option_names(parser: Any) -> list[str]:
         subparsers = getattr(action, "_name_parser_map", None) or {}
         for sub in subparsers.values():
             names.extend(_option_names(sub))
-    return [n for n in names if n and n != "help"]
+    return [n for n in names if n and n != "help" and not n.endswith(".help")]
 
 
 class ImgclsArgumentParser(LightningArgumentParser):
@@ -69,7 +73,7 @@ class ImgclsArgumentParser(LightningArgumentParser):
             message,
         )
         keys = [next(k for k in groups if k) for groups in unknown]
-        if keys:
+        if keys and "Did you mean" not in message:  # jsonargparse may hand an error back to us
             parser = getattr(ex, "subcommand_parser", None) or self
             options = _option_names(parser)
             close = difflib.get_close_matches(keys[0], options, n=3, cutoff=0.6)
@@ -256,8 +260,10 @@ class ImgclsCLI(LightningCLI):
             torch.set_num_threads(threads)
         experiment_dir = self._experiment_dir()
         ckpt_path = config.get("ckpt_path")
+        if ckpt_path is None and self.config.get("subcommand") == "fit":
+            config["ckpt_path"] = ckpt_path = requeued_checkpoint(experiment_dir)
         if ckpt_path in runs.CHECKPOINT_ALIASES:
-            config["ckpt_path"] = ckpt_path = str(runs.find_checkpoint(experiment_dir, ckpt_path))
+            config["ckpt_path"] = ckpt_path = str(slurm_jobs_checkpoint(experiment_dir, ckpt_path))
         elif ckpt_path and not Path(ckpt_path).is_file():
             raise ConfigError(
                 f"--ckpt_path {ckpt_path} does not exist. Pass an existing .ckpt file, or 'best' / 'last' for the "
@@ -442,6 +448,34 @@ class ImgclsCLI(LightningCLI):
                 shutil.rmtree(folder, ignore_errors=True)
 
 
+def slurm_jobs_checkpoint(experiment_dir: Path, which: str) -> Path:
+    """``best``/``last`` of the experiment's newest run, or, inside a Slurm job that trained a run of
+    it, of that run: a job's ``test --ckpt_path best`` tests its own fit, whatever other jobs of the
+    experiment have started since."""
+    job = runs.slurm_job()
+    run_dir = runs.run_of_slurm_job(experiment_dir, job) if job is not None else None
+    if run_dir is not None and (run_dir / runs.CHECKPOINTS / f"{which}.ckpt").is_file():
+        return run_dir / runs.CHECKPOINTS / f"{which}.ckpt"
+    return runs.find_checkpoint(experiment_dir, which)
+
+
+def requeued_checkpoint(experiment_dir: Path) -> str | None:
+    """Where a Slurm job that was requeued (``SLURM_RESTART_COUNT`` > 0) resumes its fit: the newest
+    checkpoint of the run folder it trained before, so that it continues in that ``version_N``
+    with its epoch and step counts. None outside Slurm, on a job's first start, or when the job
+    was stopped before it saved a checkpoint."""
+    job = runs.slurm_job()
+    restarts = os.environ.get("SLURM_RESTART_COUNT", "0")
+    if job is None or not restarts.isdigit() or int(restarts) == 0:
+        return None
+    run_dir = runs.run_of_slurm_job(experiment_dir, job)
+    checkpoint = runs.resume_checkpoint(run_dir) if run_dir is not None else None
+    if rank_zero_only.rank == 0:
+        where = f"{run_dir} from {checkpoint.name}" if checkpoint else "from scratch: it saved no checkpoint"
+        print(f"imgcls: Slurm job {job} restart {restarts}: resuming {where}", flush=True)
+    return str(checkpoint) if checkpoint is not None else None
+
+
 def _relative(path: str | Path) -> str:
     try:
         return str(Path(path).resolve().relative_to(Path.cwd()))
@@ -528,12 +562,14 @@ def _user_message(err: BaseException) -> str:
 
 def top_level_help() -> str:
     """What ``imgcls --help`` prints: every command, trainer and analysis alike."""
-    width = max(len(name) for name in (*TRAINER_COMMANDS, *ANALYSIS_COMMANDS))
+    width = max(len(name) for name in (*TRAINER_COMMANDS, *ANALYSIS_COMMANDS, *STUDY_COMMANDS))
     lines = ["usage: imgcls COMMAND [options]   (imgcls COMMAND --help for the options of one)", ""]
     lines += ["training and evaluation (LightningCLI; --config FILE, any --section.key VALUE):"]
     lines += [f"  {name:<{width}}  {text}" for name, text in TRAINER_COMMANDS.items()]
     lines += ["", "reading models and run folders:"]
     lines += [f"  {name:<{width}}  {text}" for name, text in ANALYSIS_COMMANDS.items()]
+    lines += ["", "studies:"]
+    lines += [f"  {name:<{width}}  {text}" for name, text in STUDY_COMMANDS.items()]
     lines += ["", "example: imgcls fit --config configs/eurosat_sample.yaml"]
     return "\n".join(lines)
 
@@ -556,8 +592,13 @@ def main(args: list[str] | None = None) -> None:
 
             run_command(argv[0], argv[1:])
             return
+        if argv[0] == "sweep":
+            from imgcls.sweep import sweep_command
+
+            sys.exit(sweep_command(argv[1:]))
         if argv[0] not in TRAINER_COMMANDS and not argv[0].startswith("-"):
-            close = difflib.get_close_matches(argv[0], [*TRAINER_COMMANDS, *ANALYSIS_COMMANDS], n=1)
+            commands = [*TRAINER_COMMANDS, *ANALYSIS_COMMANDS, *STUDY_COMMANDS]
+            close = difflib.get_close_matches(argv[0], commands, n=1)
             hint = f" Did you mean: {close[0]}?" if close else ""
             raise ConfigError(f"unknown command {argv[0]!r}; see `imgcls --help`.{hint}")
         ImgclsCLI(args=args)

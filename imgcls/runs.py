@@ -10,6 +10,7 @@ A run folder::
     metrics.csv, events.out.tfevents.*      the fit's curves (CSVLogger, TensorBoard)
     run_info.json                           dataset, parameters, GFLOPs, epoch times (during fit)
     checkpoints/best.ckpt, last.ckpt
+    hpc_ckpt_N.ckpt                         Lightning's save when Slurm's time limit nears (requeue)
     metrics.json, classification_report.csv, confusion_matrix.csv/.png, predictions.csv,
     examples.png, class_distribution.csv/.png             after test of best.ckpt
     test-<checkpoint>[-tta-<mode>]/         the same, for another checkpoint or test-time augmentation
@@ -20,6 +21,8 @@ A run folder::
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,8 @@ CLASS_DISTRIBUTION = "class_distribution.csv"
 CLASS_DISTRIBUTION_FIGURE = "class_distribution.png"
 PREDICT_CSV = "predict.csv"
 EVENTS_GLOB = "events.out.tfevents.*"
+# Lightning saves these into the run folder (trainer.default_root_dir) on Slurm's pre-timeout signal
+HPC_CHECKPOINT_GLOB = "hpc_ckpt_*.ckpt"
 # files whose presence makes a folder a run (an empty TensorBoard event file alone does not)
 RUN_MARKERS = (CONFIG, HPARAMS, TEST_METRICS, RUN_INFO, METRICS_CSV)
 # what a run folder holds after each command, for the lines that say so
@@ -127,11 +132,39 @@ def find_checkpoint(experiment_dir: Path, which: str) -> Path:
 
 
 def run_dir_of_checkpoint(ckpt_path: str | Path) -> Path | None:
-    """The run folder a checkpoint belongs to (``.../version_N/checkpoints/x.ckpt``), else None."""
-    folder = Path(ckpt_path).resolve().parent.parent
-    if Path(ckpt_path).resolve().parent.name == CHECKPOINTS and version_number(folder) >= 0:
-        return folder
+    """The run folder a checkpoint belongs to (``.../version_N/checkpoints/x.ckpt``, or Lightning's
+    ``.../version_N/hpc_ckpt_1.ckpt``), else None."""
+    path = Path(ckpt_path).resolve()
+    if path.parent.name == CHECKPOINTS and version_number(path.parent.parent) >= 0:
+        return path.parent.parent
+    if path.match(HPC_CHECKPOINT_GLOB) and version_number(path.parent) >= 0:
+        return path.parent
     return None
+
+
+def resume_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint a fit of this run resumes from: of ``last.ckpt`` and the checkpoints Lightning
+    saved before a Slurm requeue, the one of the latest global step (damaged ones skipped); None when
+    the run has none."""
+    run_dir = Path(run_dir)
+    candidates = [run_dir / CHECKPOINTS / "last.ckpt", *run_dir.glob(HPC_CHECKPOINT_GLOB)]
+    steps = {}
+    for path in candidates:
+        if path.is_file():
+            try:
+                steps[path] = read_checkpoint_position(path).get("global_step") or 0
+            except DataError:
+                continue
+    return max(steps, key=lambda p: (steps[p], p.stat().st_mtime)) if steps else None
+
+
+def slurm_job() -> str | None:
+    """The Slurm job this process belongs to, as ``scontrol requeue`` names it (``123`` or the array
+    task ``123_4``); None outside Slurm. A requeued job keeps its id."""
+    array_job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array_job and task:
+        return f"{array_job}_{task}"
+    return os.environ.get("SLURM_JOB_ID")
 
 
 def read_checkpoint_position(ckpt_path: str | Path) -> dict[str, Any]:
@@ -167,6 +200,29 @@ def read_checkpoint_position(ckpt_path: str | Path) -> dict[str, Any]:
         "global_step": checkpoint.get("global_step"),
         "weights_only": True,
     }
+
+
+def run_of_slurm_job(experiment_dir: Path, job: str) -> Path | None:
+    """The newest run of an experiment that Slurm job ``job`` trained (``run_info.json``'s
+    ``slurm_jobs``): where a requeued job continues."""
+    for version in reversed(version_dirs(experiment_dir)):
+        try:
+            info = json.loads((version / RUN_INFO).read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(info, dict) and job in (info.get("slurm_jobs") or []):
+            return version
+    return None
+
+
+def fit_finished(run_dir: Path) -> bool:
+    """Whether the run's ``fit`` ended normally (max_epochs, max_steps or early stopping), as its
+    ``run_info.json`` records; False for a fit killed, interrupted or still running."""
+    try:
+        info = json.loads((Path(run_dir) / RUN_INFO).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and info.get("fit_finished") is True
 
 
 EVALUATION_COMMANDS = ("validate", "test", "predict")

@@ -287,11 +287,21 @@ def compare_runs(
     for key, run in zip(keys, runs, strict=True):
         if key not in labels:
             experiments = {r.path.parent.name for r, k in zip(runs, keys, strict=True) if k == key}
-            label = experiments.pop() if len(experiments) == 1 else str(run.backbone)
+            label = _common_name(experiments) or str(run.backbone)
             taken = set(labels.values())
             labels[key] = label if label not in taken else f"{label} ({len(taken) + 1})"
     table.insert(1, "group", [labels[k] for k in keys])
     return table
+
+
+def _common_name(experiments: set[str]) -> str:
+    """What the experiment names of one group share: the name itself for one experiment, else the
+    ``key=value`` parts common to all (a sweep's ``lr=0.01,seed=0`` and ``lr=0.01,seed=1`` give
+    ``lr=0.01``); empty when they share none."""
+    if len(experiments) == 1:
+        return next(iter(experiments))
+    parts = [name.split(",") for name in sorted(experiments)]
+    return ",".join(part for part in parts[0] if all(part in other for other in parts[1:]))
 
 
 def group_runs(table: pd.DataFrame) -> pd.DataFrame:

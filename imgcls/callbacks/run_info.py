@@ -44,7 +44,9 @@ class RunInfoWriter(Callback):
     Dataset (datamodule, folder, classes, split sizes), backbone, parameters, GFLOPs per image at the
     size of the first training batch, epoch times, and ``final``: the epoch-level metrics of the last
     finished epoch, all of that one epoch (``final_epoch``). Updated after every epoch, so an
-    interrupted run still says what it did.
+    interrupted run still says what it did; ``fit_finished`` is true once the fit has ended normally
+    (a sweep tests such runs, and resumes the others). Under Slurm, ``slurm_jobs`` lists the jobs
+    that trained the run: a requeued job finds its run folder again by its id.
     """
 
     def __init__(self) -> None:
@@ -86,6 +88,10 @@ class RunInfoWriter(Callback):
             }
         )
         self.info.setdefault("epoch_seconds", {})
+        self.info["fit_finished"] = False
+        job = runs.slurm_job()
+        if job is not None and job not in self.info.setdefault("slurm_jobs", []):
+            self.info["slurm_jobs"].append(job)
         self._save(trainer)
 
     def on_train_batch_start(
@@ -125,8 +131,13 @@ class RunInfoWriter(Callback):
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # callbacks listed after this one log their epoch figures after its on_train_epoch_end:
         # at the end of fit every figure of the last epoch is in, whatever the order
-        if trainer.is_global_zero and "final_epoch" in self.info:
+        if not trainer.is_global_zero:
+            return
+        if "final_epoch" in self.info:
             self._record_final(trainer, self.info["final_epoch"])
+        # Lightning calls on_fit_end only when fit returns normally, not when it is interrupted
+        self.info["fit_finished"] = not trainer.interrupted
+        self._save(trainer)
 
     def _record_final(self, trainer: Trainer, epoch: int) -> None:
         self.info["final_epoch"] = epoch

@@ -42,7 +42,8 @@ def available_backbones() -> list[str]:
     ]
 
 
-def _check_name(name: str) -> None:
+def check_backbone_name(name: str) -> None:
+    """Raise ``ConfigError`` with the closest valid names unless ``create_backbone`` knows ``name``."""
     import timm
 
     valid = (
@@ -185,7 +186,7 @@ def create_backbone(
     """
     import timm
 
-    _check_name(name)
+    check_backbone_name(name)
     try:
         if name.startswith(TORCHVISION_PREFIX):
             model, classifier = _create_torchvision(

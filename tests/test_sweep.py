@@ -1,0 +1,153 @@
+"""``imgcls sweep``: grids from YAML, their run folders, restarts, bad axes, and the comparison."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from imgcls import runs
+from imgcls.cli import main
+from imgcls.sweep import axis_labels, expand, load_sweep
+from tests.test_cli import CONFIG, REPO, TINY
+
+
+def write_sweep(folder: Path, axes: dict, fixed: dict | None = None, **fields: object) -> Path:
+    path = folder / "study.yaml"
+    spec = {"config": CONFIG, "name": "study", "runs_dir": str(folder / "runs"), "fixed": fixed or {}}
+    path.write_text(yaml.safe_dump({**spec, "axes": axes, **fields}))
+    return path
+
+
+def tiny_fixed(eurosat_root: Path) -> dict[str, object]:
+    fixed = dict(arg.removeprefix("--").split("=", 1) for arg in TINY)
+    return {**fixed, "data.init_args.root": str(eurosat_root), "trainer.max_epochs": 3}
+
+
+def test_a_grid_expands_to_named_runs_in_the_order_written(tmp_path: Path) -> None:
+    path = write_sweep(
+        tmp_path,
+        axes={
+            "model": ["../configs/base/models/resnet18.yaml", "../configs/base/models/vgg16.yaml"],
+            "model.optimizer.init_args.lr": [0.1, 1.0e-3],
+            "seed_everything": [0, 1],
+        },
+        fixed={"trainer.max_epochs": 2},
+    )
+    # pieces are relative to the sweep file
+    path = path.rename(REPO / "tests" / f"study-{tmp_path.name}.yaml")
+    try:
+        sweep = load_sweep(path, ["--trainer.limit_train_batches=2"])
+        grid = expand(sweep)
+    finally:
+        path.unlink()
+    assert [run.name for run in grid[:3]] == [
+        "model=resnet18,lr=0.1,seed=0",
+        "model=resnet18,lr=0.1,seed=1",
+        "model=resnet18,lr=0.001,seed=0",
+    ]
+    assert len(grid) == 8 and grid[-1].name == "model=vgg16,lr=0.001,seed=1"
+    args = grid[-1].args
+    # base config, fixed settings, axes in order, extra arguments, then the run's own folder
+    assert args[0] == "--config" and Path(args[1]).resolve() == Path(CONFIG)
+    assert args[2:4] == ["--trainer.max_epochs", "2"]
+    model = args.index("--model")
+    assert Path(args[model + 1]).resolve() == REPO / "configs" / "base" / "models" / "vgg16.yaml"
+    assert args[model + 2 :] == [
+        "--model.optimizer.init_args.lr",
+        "0.001",
+        "--seed_everything",
+        "1",
+        "--trainer.limit_train_batches=2",
+        "--runs_dir",
+        str(tmp_path / "runs" / "study"),
+        "--experiment",
+        "model=vgg16,lr=0.001,seed=1",
+    ]
+    assert sweep.seed_axes == ["seed_everything"]
+
+
+def test_axis_labels_stay_apart() -> None:
+    labels = axis_labels(["model.optimizer.init_args.lr", "model.lr", "data.init_args.seed", "model"])
+    assert labels == {
+        "model.optimizer.init_args.lr": "optimizer.lr",
+        "model.lr": "model.lr",
+        "data.init_args.seed": "seed",
+        "model": "model",
+    }
+
+
+@pytest.mark.parametrize(
+    ("axes", "message"),
+    [
+        ({"model.optimiser.init_args.lr": [0.1]}, "Did you mean: model.optimizer?"),
+        ({"trainer.max_epoch": [1, 2]}, "Did you mean: trainer.max_epochs"),
+        ({"model": ["missing_piece.yaml"]}, "axis 'model': config piece"),
+        ({"model.optimizer.init_args.lr": ["fast"]}, "axis 'model.optimizer.init_args.lr' = fast"),
+        ({"model.backbone": ["resnet_nope"]}, "axis 'model.backbone' = resnet_nope: unknown backbone"),
+    ],
+)
+def test_a_bad_axis_fails_before_any_run_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture, axes: dict, message: str
+) -> None:
+    path = write_sweep(tmp_path, axes=axes)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", "--config", str(path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("imgcls: error: sweep file") and message in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_without_sbatch_the_sweep_says_how_to_run_here(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SBATCH", "sbatch-not-installed")
+    path = write_sweep(tmp_path, axes={"seed_everything": [0, 1]})
+    with pytest.raises(SystemExit):
+        main(["sweep", "--config", str(path), "--slurm", "--parallel", "2", "--no-check"])
+    err = capsys.readouterr().err
+    assert "sbatch not found" in err and f"imgcls sweep --config {path} --parallel 2" in err
+
+
+def sweep_process(path: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "imgcls.cli", "sweep", "--config", str(path), *args]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def test_a_killed_sweep_resumes_its_runs_and_compares_them(eurosat_root: Path, tmp_path: Path) -> None:
+    """Both runs killed (kill -9) in epoch 1; the restarted sweep resumes each in its version_0 from
+    last.ckpt, tests it, and writes the comparison and the axes table."""
+    path = write_sweep(tmp_path, axes={"seed_everything": [0, 1]}, fixed=tiny_fixed(eurosat_root))
+    killed = sweep_process(
+        path, "--parallel", "2", "--", "--trainer.callbacks+=tests.test_run_folders.KillAt"
+    )
+    assert killed.returncode == 1, killed.stderr
+    assert "2 runs failed" in killed.stderr and "exited with -9" in killed.stdout
+    folder = tmp_path / "runs" / "study"
+    for seed in (0, 1):
+        run = folder / f"seed={seed}" / "version_0"
+        assert not runs.fit_finished(run) and runs.resume_checkpoint(run) == run / "checkpoints" / "last.ckpt"
+
+    resumed = sweep_process(path, "--parallel", "2")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert resumed.stdout.count(": resume ") == 2 and "2 of 2 runs done" in resumed.stdout
+    for seed in (0, 1):
+        experiment = folder / f"seed={seed}"
+        assert [p.name for p in experiment.iterdir()] == ["version_0"]
+        run = experiment / "version_0"
+        info = json.loads((run / runs.RUN_INFO).read_text())
+        assert info["fit_finished"] is True and sorted(info["epoch_seconds"]) == ["0", "1", "2"]
+        assert (run / runs.TEST_METRICS).is_file()
+    axes = (folder / "axes.csv").read_text().splitlines()
+    assert axes[0].startswith("runs,test_acc,test_acc_ci95") and axes[1].startswith("2/2,")
+    groups = (folder / "comparison" / "groups.csv").read_text().splitlines()
+    assert len(groups) == 2 and groups[1].startswith("seed=") is False  # one group of the two seeds
+
+    again = sweep_process(path, "--no-check")
+    assert again.returncode == 0 and again.stdout.count("already done") == 2
