@@ -182,3 +182,21 @@ def test_building_the_cache_leaves_the_training_seed_alone(eurosat_root: Path, t
     streamed = first_epoch(tmp_path / "unused", cache="never")
     assert torch.equal(built, reused)
     assert torch.equal(built, streamed)
+
+
+@pytest.mark.parametrize(
+    ("ranks", "batch_size", "dropped"), [(1, 7, True), (1, 8, False), (2, 8, True), (2, 10, False)]
+)
+def test_no_rank_trains_on_a_last_batch_of_one(
+    fixture_roots: dict[str, Path], tmp_path: Path, ranks: int, batch_size: int, dropped: bool
+) -> None:
+    """50 training images: one process with batches of 7 ends on 1 image, and so does each of 2
+    ranks (25 images each) with batches of 8; batch norm fails on such a batch in training."""
+    from types import SimpleNamespace
+
+    datamodule = eurosat(fixture_roots["eurosat"], tmp_path, batch_size=batch_size, cache="never")
+    datamodule.trainer = SimpleNamespace(world_size=ranks)
+    datamodule.setup("fit")
+    assert len(datamodule.datasets["train"]) == 50
+    assert datamodule.train_dataloader().drop_last is dropped
+    assert datamodule.val_dataloader().drop_last is False

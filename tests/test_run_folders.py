@@ -304,6 +304,54 @@ def test_two_processes_fit_and_report_what_one_does(eurosat_root: Path, tmp_path
     assert sorted(p.name for p in two.parent.iterdir()) == ["version_0"]  # the second rank made no folder
 
 
+class SeenIndices(Callback):
+    """Appends each training batch's sample indices to ``$SEEN_DIR/rank<R>.jsonl``, one line per batch."""
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        path = Path(os.environ["SEEN_DIR"]) / f"rank{trainer.global_rank}.jsonl"
+        with path.open("a") as f:
+            f.write(json.dumps({"epoch": trainer.current_epoch, "index": batch["index"].tolist()}) + "\n")
+
+
+def test_two_ranks_build_the_cache_once_and_share_each_epoch(eurosat_root: Path, tmp_path: Path) -> None:
+    """A cold cache under 2 processes: one decodes it while the other waits, and each epoch every
+    training sample goes to exactly one rank (DistributedSampler pads an odd count by one)."""
+    import subprocess
+    import sys
+
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    args = ["--config", CONFIG, f"--runs_dir={tmp_path}", f"--data.init_args.root={eurosat_root}", *TINY]
+    cache = ["--data.init_args.cache=always", f"--data.init_args.cache_dir={tmp_path / 'cache'}"]
+    options = ["--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.limit_train_batches=null"]
+    options += ["--trainer.max_epochs=2", "--trainer.callbacks+=tests.test_run_folders.SeenIndices"]
+    # 50 training images: 25 per rank, in batches of 10 (a last batch of 1 would be dropped)
+    options += ["--data.init_args.batch_size=10"]
+    fit = subprocess.run(
+        [sys.executable, "-m", "imgcls.cli", "fit", *args, *cache, *options],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "SEEN_DIR": str(seen)},
+        cwd=REPO,
+    )
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    builds = fit.stderr.count("decoding ")
+    assert builds == len(list((tmp_path / "cache").glob("*.npy"))) >= 1, fit.stderr[-3000:]
+    batches = [
+        json.loads(line) for rank in (0, 1) for line in (seen / f"rank{rank}.jsonl").read_text().splitlines()
+    ]
+    train_size = json.loads((tmp_path / "eurosat_sample" / "version_0" / runs.RUN_INFO).read_text())[
+        "split_sizes"
+    ]["train"]
+    for epoch in (0, 1):
+        indices = sorted(i for b in batches if b["epoch"] == epoch for i in b["index"])
+        assert len(set(indices)) == train_size  # every sample of the split, on one rank or the other
+        assert len(indices) - train_size == train_size % 2  # padding, if any, is one sample
+
+
 def test_a_resumed_fit_logs_each_step_once(eurosat_root: Path, tmp_path: Path) -> None:
     """Resuming from an earlier checkpoint after epochs were logged past it (a run killed in a later
     epoch) leaves one value per step in metrics.csv and TensorBoard, the resumed run's."""

@@ -14,6 +14,7 @@ Both paths give the same splits and the same batches: ``{"image": uint8 (B, C, H
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -350,11 +351,12 @@ class ImageDataModule(LightningDataModule):
         if split not in self.datasets:
             self.setup({"train": "fit", "val": "validate"}.get(split, split))
         dataset = self.datasets[split]
-        # a last batch of one sample breaks batch norm in training
-        drop_last = shuffle and len(dataset) % self.batch_size == 1
         # Under several processes Lightning shards a loader's items; items of whole batches would be
         # padded with repeated batches, so the cache is then served per sample like the streaming path.
-        distributed = self.trainer is not None and self.trainer.world_size > 1
+        ranks = self.trainer.world_size if self.trainer is not None else 1
+        distributed = ranks > 1
+        # a last batch of one sample breaks batch norm in training; each rank gets ceil(n / ranks)
+        drop_last = shuffle and math.ceil(len(dataset) / ranks) % self.batch_size == 1
         if isinstance(dataset, CachedSplit) and not distributed:
             return batched_loader(
                 dataset,

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
 from imgcls.data.datasets import ArrayImageDataset, ImageFileDataset
@@ -99,40 +99,55 @@ class _CollateImages:
 def build_cache(dataset: Dataset, path: Path, num_workers: int = 0, batch_size: int = 256) -> None:
     """Decode every image of ``dataset`` into the ``.npy`` file ``path`` (atomically, under a lock).
 
-    Another process that is building the same file holds the lock; this one waits, then finds the
-    finished file and returns without decoding anything.
+    Another process that is building the same file (another rank of a distributed run, or another
+    run) holds the lock; this one says so, waits, then finds the finished file and returns without
+    decoding anything.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
-        if path.is_file():
-            return
-        shape = probe_image_shape(dataset)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        try:
-            array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(dataset), *shape))
-            loader = DataLoader(
-                dataset,
-                batch_size=batch_size,
-                num_workers=num_workers,
-                collate_fn=_CollateImages(shape),
-                # a loader draws its workers' base seed from the global RNG unless given a generator;
-                # a run that builds the cache would then train on other shuffles than one that reuses it
-                generator=torch.Generator(),
-            )
-            filled = 0
-            for images, indices in loader:
-                array[indices.numpy()] = images.numpy()
-                filled += len(indices)
-            if filled != len(dataset):
-                raise DataError(f"cache build of {path} decoded {filled} of {len(dataset)} images")
-            array.flush()
-            del array
-            with open(tmp, "rb+") as handle:
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)  # readers see either no file or a complete one
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+    lock = FileLock(str(path) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("waiting for another process (another rank or run) to finish the cache %s", path)
+        lock.acquire()
+    try:
+        if not path.is_file():
+            _decode_into(dataset, path, num_workers, batch_size)
+    finally:
+        lock.release()
+
+
+def _decode_into(dataset: Dataset, path: Path, num_workers: int, batch_size: int) -> None:
+    """Write ``path`` beside itself, then rename it: readers see no file or a complete one."""
+    shape = probe_image_shape(dataset)
+    size_gb = len(dataset) * int(np.prod(shape)) / 1e9
+    log.info("decoding %d images into the cache %s (%.2f GB)", len(dataset), path, size_gb)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(dataset), *shape))
+        loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            collate_fn=_CollateImages(shape),
+            # a loader draws its workers' base seed from the global RNG unless given a generator;
+            # a run that builds the cache would then train on other shuffles than one that reuses it
+            generator=torch.Generator(),
+        )
+        filled = 0
+        for images, indices in loader:
+            array[indices.numpy()] = images.numpy()
+            filled += len(indices)
+        if filled != len(dataset):
+            raise DataError(f"cache build of {path} decoded {filled} of {len(dataset)} images")
+        array.flush()
+        del array
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def remove_stale(folder: Path, prefix: str, keep: Path) -> None:
@@ -205,7 +220,6 @@ def cache_pool(
     if not path.is_file():
         if not build:
             return pool
-        log.info("decoding %d images of %s into the cache %s (%.2f GB)", len(pool), folder, path, size_gb)
         build_cache(pool, path, num_workers=num_workers)
         remove_stale(Path(cache_dir), prefix, keep=path)
     names = [pool.sample_name(i) for i in range(len(pool))] if hasattr(pool, "sample_name") else None
