@@ -9,7 +9,7 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 # PyPI's wheels. Any other of PyTorch's indexes works too (the URL pytorch.org/get-started gives).
 TORCH_INDEX ?= $(if $(shell command -v nvidia-smi 2>/dev/null),,https://download.pytorch.org/whl/cpu)
 
-.PHONY: setup demo test test-slow lint
+.PHONY: setup demo test test-slow test-slurm lint
 
 # A 5 s timeout and no retries: an index this machine cannot reach costs seconds (3.5 s measured where
 # its name does not resolve), then PyPI's wheels are installed instead.
@@ -41,6 +41,14 @@ test: setup
 
 test-slow: setup
 	$(BIN)/python -m pytest -m slow
+
+# Slurm's templates, requeue and job arrays on a one-node cluster on this machine (root and apt-get:
+# tests/slurm/setup_cluster.sh installs slurm-wlm and munge). Where Slurm cannot be installed the
+# tests are skipped, and the line before says why.
+test-slurm: setup
+	@bash tests/slurm/setup_cluster.sh || { code=$$?; [ $$code -eq 3 ] || exit $$code; \
+		echo "Slurm tests skipped: Slurm cannot run on this machine (the line above says why)"; }
+	$(BIN)/python -m pytest -m slurm -rs
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -460,10 +460,10 @@ def slurm_jobs_checkpoint(experiment_dir: Path, which: str) -> Path:
 
 
 def requeued_checkpoint(experiment_dir: Path) -> str | None:
-    """Where a Slurm job that was requeued (``SLURM_RESTART_COUNT`` > 0) resumes its fit: the newest
-    checkpoint of the run folder it trained before, so that it continues in that ``version_N``
-    with its epoch and step counts. None outside Slurm, on a job's first start, or when the job
-    was stopped before it saved a checkpoint."""
+    """Where a Slurm job that was requeued (``SLURM_RESTART_COUNT`` > 0) resumes its fit: the
+    ``last.ckpt`` of the run folder it trained before (``runs.resume_checkpoint``), so that it
+    continues in that ``version_N`` with its epoch and step counts. None outside Slurm, on a job's
+    first start, or when the job was stopped before it finished an epoch."""
     job = runs.slurm_job()
     restarts = os.environ.get("SLURM_RESTART_COUNT", "0")
     if job is None or not restarts.isdigit() or int(restarts) == 0:

@@ -10,7 +10,7 @@ A run folder::
     metrics.csv, events.out.tfevents.*      the fit's curves (CSVLogger, TensorBoard)
     run_info.json                           dataset, parameters, GFLOPs, epoch times (during fit)
     checkpoints/best.ckpt, last.ckpt
-    hpc_ckpt_N.ckpt                         Lightning's save when Slurm's time limit nears (requeue)
+    hpc_ckpt_N.ckpt                         Lightning's mid-epoch save on Slurm's requeue signal
     metrics.json, classification_report.csv, confusion_matrix.csv/.png, predictions.csv,
     examples.png, class_distribution.csv/.png             after test of best.ckpt
     test-<checkpoint>[-tta-<mode>]/         the same, for another checkpoint or test-time augmentation
@@ -143,19 +143,22 @@ def run_dir_of_checkpoint(ckpt_path: str | Path) -> Path | None:
 
 
 def resume_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint a fit of this run resumes from: of ``last.ckpt`` and the checkpoints Lightning
-    saved before a Slurm requeue, the one of the latest global step (damaged ones skipped); None when
-    the run has none."""
-    run_dir = Path(run_dir)
-    candidates = [run_dir / CHECKPOINTS / "last.ckpt", *run_dir.glob(HPC_CHECKPOINT_GLOB)]
-    steps = {}
-    for path in candidates:
-        if path.is_file():
-            try:
-                steps[path] = read_checkpoint_position(path).get("global_step") or 0
-            except DataError:
-                continue
-    return max(steps, key=lambda p: (steps[p], p.stat().st_mtime)) if steps else None
+    """The checkpoint a fit of this run resumes from: ``last.ckpt``, the end of its last finished
+    epoch; None when the run has none (or a damaged one).
+
+    Lightning's ``hpc_ckpt_N.ckpt``, saved on Slurm's requeue signal in the middle of an epoch, is
+    not taken: imgcls's loaders cannot restart mid-epoch (Lightning warns that such a resume "can
+    cause unreliable results"), so a requeued job repeats the unfinished epoch from ``last.ckpt``,
+    and ends where an uninterrupted run would.
+    """
+    last = Path(run_dir) / CHECKPOINTS / "last.ckpt"
+    if not last.is_file():
+        return None
+    try:
+        read_checkpoint_position(last)
+    except DataError:
+        return None
+    return last
 
 
 def slurm_job() -> str | None:

@@ -234,26 +234,6 @@ def test_threads_sets_torch_threads_and_rejects_zero(
     assert "--threads must be 1 or more" in err
 
 
-def test_slurm_template_arguments_parse(capsys: pytest.CaptureFixture) -> None:
-    """The sbatch template's imgcls command line, with Slurm's variables filled in, is a valid config."""
-    import shlex
-
-    script = (REPO / "scripts" / "slurm.sbatch").read_text()
-    command = script[script.index("srun .venv/bin/imgcls") :].replace("\\\n", " ").splitlines()[0]
-    values = {"CONFIG": "configs/eurosat_resnet50.yaml", "SLURM_CPUS_PER_TASK": "8"}
-    values |= {"SLURM_NTASKS_PER_NODE": "4", "SLURM_NNODES": "2"}
-    for name, value in values.items():
-        command = command.replace(f'"${name}"', value)
-    args = shlex.split(command)[2:]
-    args = [str(REPO / a) if a.startswith("configs/") else a for a in args if a != "$@"]
-    with pytest.raises(SystemExit) as exit_info:
-        main([*args, "--print_config"])
-    assert exit_info.value.code == 0
-    printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["threads"] == 8 and str(printed["trainer"]["devices"]) == "4"
-    assert printed["trainer"]["num_nodes"] == 2 and printed["trainer"]["precision"] == "bf16-mixed"
-
-
 @pytest.mark.parametrize("native", [True, False])
 def test_bf16_falls_back_to_float32_where_the_cpu_would_emulate_it(
     cli_args: list[str], native: bool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture

@@ -53,6 +53,7 @@ class EpochLines(ProgressBar):
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._epoch_seconds = []
+        self._epoch_started = time.perf_counter()  # a mid-epoch resume skips the epoch's start
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._epoch_started = time.perf_counter()

@@ -113,6 +113,9 @@ class RunInfoWriter(Callback):
             pl_module.train(was_training)
         self._save(trainer)
 
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._epoch_started = time.perf_counter()  # a mid-epoch resume skips the epoch's start
+
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._epoch_started = time.perf_counter()
 

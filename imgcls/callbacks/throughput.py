@@ -68,6 +68,10 @@ class ImagesPerSecond(Callback):
 
     # --- training -------------------------------------------------------------------------------
 
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # a fit resumed from a mid-epoch checkpoint (Lightning's hpc_ckpt_N) skips the epoch's start
+        self.on_train_epoch_start(trainer, pl_module)
+
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._val_seconds_in_train = 0.0
         self._begin("train", pl_module)
