@@ -44,7 +44,7 @@ import yaml
 from imgcls import runs
 from imgcls.errors import ConfigError, ImgclsError
 
-SWEEP_KEYS = ("config", "name", "runs_dir", "fixed", "axes", "test")
+SWEEP_KEYS = ("config", "name", "runs_dir", "fixed", "axes", "search", "test")
 PIECE_SUFFIXES = (".yaml", ".yml")
 ARRAY_TEMPLATE = Path(__file__).resolve().parent.parent / "scripts" / "slurm" / "sweep_array.sbatch"
 
@@ -72,6 +72,7 @@ class Sweep:
     axes: dict[str, list[Any]]
     test: str | None = "best"
     extra_args: list[str] = field(default_factory=list)
+    search: dict[str, Any] | None = None
 
     @property
     def folder(self) -> Path:
@@ -114,7 +115,12 @@ def load_sweep(path: str | Path, extra_args: list[str] | None = None) -> Sweep:
     if not configs or not all(isinstance(c, str) for c in configs):
         raise ConfigError(f"sweep file {path}: `config:` must name the base config file (or a list of them)")
     axes = spec.get("axes")
-    if not isinstance(axes, dict) or not axes:
+    search = spec.get("search")
+    if search is not None:
+        if axes:
+            raise ConfigError(f"sweep file {path}: give `axes:` (a grid) or `search:` (optuna), not both")
+        axes = {}
+    elif not isinstance(axes, dict) or not axes:
         raise ConfigError(
             f"sweep file {path}: `axes:` must map keys to lists of values, e.g. "
             "`model.optimizer.init_args.lr: [0.1, 0.01]`"
@@ -146,6 +152,7 @@ def load_sweep(path: str | Path, extra_args: list[str] | None = None) -> Sweep:
         axes={key: [_piece_or_value(base, v) for v in values] for key, values in axes.items()},
         test=test,
         extra_args=list(extra_args or []),
+        search=search,
     )
 
 
@@ -202,21 +209,28 @@ def axis_labels(keys: list[str]) -> dict[str, str]:
     return labels
 
 
+def make_run(
+    sweep: Sweep, index: int, values: dict[str, Any], extra: list[str] | None = None, name: str | None = None
+) -> Run:
+    """One run: the base configs, ``fixed:``, the values in order, the extra arguments, its folder
+    (named after the values unless ``name`` is given)."""
+    labels = axis_labels(list(values))
+    shown = {labels[k]: _value_label(v) for k, v in values.items()}
+    name = name or ",".join(f"{label}={text}" for label, text in shown.items())
+    args = [arg for config in sweep.configs for arg in ("--config", str(config))]
+    args += [arg for key, value in sweep.fixed.items() for arg in (f"--{key}", _argument(value))]
+    args += [arg for key, value in values.items() for arg in (f"--{key}", _argument(value))]
+    args += [*(extra or []), *sweep.extra_args, "--runs_dir", str(sweep.folder), "--experiment", name]
+    return Run(index=index, name=name, values=values, labels=shown, args=args)
+
+
 def expand(sweep: Sweep) -> list[Run]:
     """Every combination of the axes, in the order of the file (the last axis varies fastest)."""
     keys = list(sweep.axes)
-    labels = axis_labels(keys)
-    common = [arg for config in sweep.configs for arg in ("--config", str(config))]
-    common += [arg for key, value in sweep.fixed.items() for arg in (f"--{key}", _argument(value))]
-    grid = []
-    for index, combination in enumerate(itertools.product(*sweep.axes.values())):
-        values = dict(zip(keys, combination, strict=True))
-        shown = {labels[k]: _value_label(v) for k, v in values.items()}
-        name = ",".join(f"{label}={text}" for label, text in shown.items())
-        args = common + [arg for key, value in values.items() for arg in (f"--{key}", _argument(value))]
-        args += sweep.extra_args
-        args += ["--runs_dir", str(sweep.folder), "--experiment", name]
-        grid.append(Run(index=index, name=name, values=values, labels=shown, args=args))
+    grid = [
+        make_run(sweep, index, dict(zip(keys, combination, strict=True)))
+        for index, combination in enumerate(itertools.product(*sweep.axes.values()))
+    ]
     names = [run.name for run in grid]
     twins = sorted({n for n in names if names.count(n) > 1})
     if twins:
@@ -227,9 +241,10 @@ def expand(sweep: Sweep) -> list[Run]:
     return grid
 
 
-def check_sweep(sweep: Sweep) -> None:
+def check_sweep(sweep: Sweep, axes: dict[str, list[Any]] | None = None, kind: str = "axis") -> None:
     """Parse the base config with each axis value once, before any run starts, so that an unknown
-    key, a missing piece or a value of the wrong type fails naming its axis.
+    key, a missing piece or a value of the wrong type fails naming its axis (``axes``: instead of the
+    sweep's, e.g. the bounds of a search space).
 
     Raises:
         ConfigError: naming the axis (or ``fixed:`` setting) and the problem.
@@ -266,17 +281,17 @@ def check_sweep(sweep: Sweep) -> None:
             raise ConfigError(f"sweep file {sweep.path}: {what}: {message}") from None
 
     parse(common + fixed + sweep.extra_args, "the base config with `fixed:` and the extra arguments")
-    for key, values in sweep.axes.items():
+    for key, values in (sweep.axes if axes is None else axes).items():
         if key.lstrip("-") != key or "=" in key:
             raise ConfigError(
-                f"sweep file {sweep.path}: axis {key!r}: write the key without dashes, as in a config"
+                f"sweep file {sweep.path}: {kind} {key!r}: write the key without dashes, as in a config"
             )
         for value in values:
             if isinstance(value, Path) and not value.is_file():
                 raise ConfigError(
-                    f"sweep file {sweep.path}: axis {key!r}: config piece {value} does not exist"
+                    f"sweep file {sweep.path}: {kind} {key!r}: config piece {value} does not exist"
                 )
-            parse(common + fixed + [f"--{key}", _argument(value)], f"axis {key!r} = {_argument(value)}")
+            parse(common + fixed + [f"--{key}", _argument(value)], f"{kind} {key!r} = {_argument(value)}")
 
 
 # --- the state of a run -----------------------------------------------------------------------
@@ -332,11 +347,56 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
 
 
+_children: set[subprocess.Popen] = set()
+
+
+def _die_with_parent() -> None:
+    """In a run's process: end when the sweep does, even killed outright (Linux's parent-death signal)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def stop_runs_on_sigterm() -> None:
+    """A sweep stopped with SIGTERM (``kill``, a scheduler) stops its runs first: none is left training."""
+
+    def stop(signum: int, frame: Any) -> None:
+        for child in list(_children):
+            child.terminate()
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def _call(args: list[str], env: dict[str, str], output: Any) -> int:
+    child = subprocess.Popen(
+        args,
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT if output else None,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+    )
+    _children.add(child)
+    try:
+        return child.wait()
+    finally:
+        _children.discard(child)
+
+
 def execute(
-    sweep: Sweep, run: Run, total: int, threads: int | None = None, log_file: Path | None = None
+    sweep: Sweep,
+    run: Run,
+    total: int,
+    threads: int | None = None,
+    log_file: Path | None = None,
+    test_if: Any = None,
 ) -> str:
     """Do what is left of one run (fit or resume, then test), its output appended to ``log_file``
-    (or inherited when None). Returns the run's final state: ``done`` or ``failed``."""
+    (or inherited when None); ``test_if(run_folder)`` False skips the test (a pruned trial).
+    Returns the run's final state: ``done`` or ``failed``."""
     state, folder = run_state(sweep, run)
     tag = f"[{run.index + 1}/{total}] {run.name}"
     if state == "done":
@@ -363,6 +423,8 @@ def execute(
                 args = _command("fit", run, threads, ckpt)
             else:
                 folder = run_folder(sweep, run)
+                if test_if is not None and folder is not None and not test_if(folder):
+                    break
                 checkpoint = folder / runs.CHECKPOINTS / f"{sweep.test}.ckpt" if folder is not None else None
                 if checkpoint is None or not checkpoint.is_file():
                     print(f"{tag}: failed: its fit left no {sweep.test}.ckpt to test", flush=True)
@@ -371,7 +433,7 @@ def execute(
             if output is not None:
                 output.write(f"$ {shlex.join(args)}\n")
                 output.flush()
-            code = subprocess.call(args, env=env, stdout=output, stderr=subprocess.STDOUT if output else None)
+            code = _call(args, env, output)
             if code != 0:
                 print(f"{tag}: failed: `imgcls {step}` exited with {code}{where}", flush=True)
                 return "failed"
@@ -426,9 +488,9 @@ def run_task(sweep: Sweep, grid: list[Run], index: int) -> str:
     return execute(sweep, grid[index], len(grid), threads)
 
 
-def submit(sweep: Sweep, grid: list[Run], parallel: int | None, sbatch_args: list[str]) -> str:
-    """Submit the grid as one Slurm job array (``scripts/slurm/sweep_array.sbatch``), at most
-    ``parallel`` tasks at a time; returns the job id."""
+def submit(sweep: Sweep, count: int, parallel: int | None, sbatch_args: list[str]) -> str:
+    """Submit ``count`` runs (the grid, or a search's trials) as one Slurm job array
+    (``scripts/slurm/sweep_array.sbatch``), at most ``parallel`` tasks at a time; returns the job id."""
     sbatch = os.environ.get("SBATCH", "sbatch")
     if subprocess.call(["which", sbatch], stdout=subprocess.DEVNULL) != 0:
         local = f"imgcls sweep --config {sweep.path}" + (f" --parallel {parallel}" if parallel else "")
@@ -437,7 +499,7 @@ def submit(sweep: Sweep, grid: list[Run], parallel: int | None, sbatch_args: lis
         )
     logs = (sweep.folder / "logs").resolve()
     logs.mkdir(parents=True, exist_ok=True)
-    array = f"0-{len(grid) - 1}" + (f"%{parallel}" if parallel else "")
+    array = f"0-{count - 1}" + (f"%{parallel}" if parallel else "")
     command = [
         sbatch,
         "--parsable",
@@ -458,7 +520,7 @@ def submit(sweep: Sweep, grid: list[Run], parallel: int | None, sbatch_args: lis
             f"sbatch refused the sweep's job array: {result.stderr.strip() or result.stdout.strip()}"
         )
     job = result.stdout.strip().split(";")[0]
-    print(f"imgcls: submitted job array {job} ({len(grid)} runs); logs in {logs}", flush=True)
+    print(f"imgcls: submitted job array {job} ({count} runs); logs in {logs}", flush=True)
     print(
         f"imgcls: when it ends, `imgcls sweep --config {sweep.path} --report` writes the comparison",
         flush=True,
@@ -514,12 +576,26 @@ def write_report(sweep: Sweep, grid: list[Run]) -> dict[str, Path]:
     Raises:
         DataError: no run of the sweep has test results yet.
     """
+    folders = [f for f in (run_folder(sweep, run) for run in grid) if f is not None]
+    note = ""
+    if sweep.seed_axes:
+        note = f"Means over {', '.join(sweep.seed_axes)}; ci95 is the half-width of the 95% interval."
+    return write_tables(
+        sweep, folders, "axes", lambda comparison: axes_table(sweep, grid, comparison), len(grid), note
+    )
+
+
+def write_tables(
+    sweep: Sweep, folders: list[Path], name: str, make_table: Any, planned: int, note: str = ""
+) -> dict[str, Path]:
+    """``comparison/`` of the tested run folders, and the table ``make_table(comparison)`` as
+    ``<name>.md`` and ``<name>.csv`` in the sweep's folder."""
+    import pandas as pd
     from filelock import FileLock
 
     from imgcls.analysis.compare import to_markdown, write_comparison
     from imgcls.errors import DataError
 
-    folders = [f for f in (run_folder(sweep, run) for run in grid) if f is not None]
     tested = [f for f in folders if (f / runs.TEST_METRICS).is_file()]
     if not tested:
         raise DataError(f"no run of sweep {sweep.name} has test results yet under {sweep.folder}")
@@ -527,22 +603,15 @@ def write_report(sweep: Sweep, grid: list[Run]) -> dict[str, Path]:
     # array tasks that end together would write the same files at once
     with FileLock(sweep.folder / ".report.lock"):
         written = write_comparison(tested, sweep.folder / "comparison", skip_untested=True)
-        import pandas as pd
-
-        table = axes_table(sweep, grid, pd.read_csv(written["comparison_csv"]))
-        table.to_csv(sweep.folder / "axes.csv", index=False)
+        table = make_table(pd.read_csv(written["comparison_csv"]))
+        table.to_csv(sweep.folder / f"{name}.csv", index=False)
         lines = [
-            f"# Sweep {sweep.name}: {len(tested)} of {len(grid)} runs tested",
+            f"# Sweep {sweep.name}: {len(tested)} of {planned} runs tested",
             "",
             to_markdown(table, note=False),
-            "",
         ]
-        if sweep.seed_axes:
-            lines.append(
-                f"Means over {', '.join(sweep.seed_axes)}; ci95 is the half-width of the 95% interval."
-            )
-        (sweep.folder / "axes.md").write_text("\n".join(lines) + "\n")
-    written.update(axes_csv=sweep.folder / "axes.csv", axes_md=sweep.folder / "axes.md")
+        (sweep.folder / f"{name}.md").write_text("\n".join([*lines, "", note] if note else lines) + "\n")
+    written.update({f"{name}_csv": sweep.folder / f"{name}.csv", f"{name}_md": sweep.folder / f"{name}.md"})
     return written
 
 
@@ -594,6 +663,10 @@ def sweep_command(argv: list[str]) -> int:
     )
     args = parser.parse(argv)
     sweep = load_sweep(args.config, extra)
+    if sweep.search is not None:
+        from imgcls.search import search_command
+
+        return search_command(sweep, args)
     grid = expand(sweep)
     if args.report:
         report(sweep, grid)
@@ -606,7 +679,7 @@ def sweep_command(argv: list[str]) -> int:
             print("imgcls fit " + shlex.join(run.args))
         return 0
     if args.slurm:
-        submit(sweep, grid, args.parallel, args.sbatch)
+        submit(sweep, len(grid), args.parallel, args.sbatch)
         return 0
     if args.task is not None:
         state = run_task(sweep, grid, args.task)
@@ -614,6 +687,7 @@ def sweep_command(argv: list[str]) -> int:
             report(sweep, grid)  # the last task to finish writes the comparison
         return 0 if state == "done" else 1
     print(describe(sweep, grid), flush=True)
+    stop_runs_on_sigterm()
     started = time.perf_counter()
     states = run_here(sweep, grid, args.parallel or 1)
     failed = [name for name, state in states.items() if state != "done"]

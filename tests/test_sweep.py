@@ -151,3 +151,72 @@ def test_a_killed_sweep_resumes_its_runs_and_compares_them(eurosat_root: Path, t
 
     again = sweep_process(path, "--no-check")
     assert again.returncode == 0 and again.stdout.count("already done") == 2
+
+
+class PruneSecondTrial:
+    """An optuna pruner (the BasePruner interface) that gives up on trial 1 at its first report."""
+
+    def prune(self, study: object, trial: object) -> bool:
+        return trial.number == 1
+
+
+def search_sweep(folder: Path, eurosat_root: Path, space: dict) -> Path:
+    search = {
+        "trials": 2,
+        "metric": "val_acc",
+        "sampler": {"class_path": "optuna.samplers.RandomSampler", "init_args": {"seed": 0}},
+        "pruner": {"class_path": "tests.test_sweep.PruneSecondTrial"},
+        "space": space,
+    }
+    return write_sweep(folder, axes={}, fixed=tiny_fixed(eurosat_root), search=search)
+
+
+def test_a_search_runs_its_trials_prunes_and_reports(eurosat_root: Path, tmp_path: Path) -> None:
+    """Two optuna trials: the first completes and is tested, the pruner stops the second after its
+    first epoch (in the fit's process, through the study's journal file); a restart runs nothing more."""
+    pytest.importorskip("optuna")
+    space = {
+        "model.optimizer.init_args.lr": {"low": 1.0e-3, "high": 0.1, "log": True},
+        "model.head_dropout": [0.0, 0.25],
+    }
+    path = search_sweep(tmp_path, eurosat_root, space)
+    first = sweep_process(path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "1 trials done, 1 pruned, 0 failed" in first.stdout
+    folder = tmp_path / "runs" / "study"
+    assert (folder / "optuna.journal").is_file()
+    trials = {row["trial"]: row for row in csv_dicts(folder / "trials.csv")}
+    assert trials["0"]["state"] == "complete" and float(trials["0"]["test_acc"]) >= 0
+    assert trials["1"]["state"] == "pruned" and trials["1"]["pruned_at_epoch"] in ("0", "0.0")
+    assert trials["1"]["test_acc"] == ""
+    complete = folder / "trial=0" / "version_0"
+    best_val = max(float(r["val_acc"]) for r in csv_dicts(complete / runs.METRICS_CSV) if r["val_acc"])
+    assert float(trials["0"]["val_acc"]) == pytest.approx(best_val)
+    pruned = folder / "trial=1" / "version_0"
+    info = json.loads((pruned / runs.RUN_INFO).read_text())
+    assert info["epochs"] == 1 and not (pruned / runs.TEST_METRICS).exists()
+    config = yaml.safe_load((pruned / runs.CONFIG).read_text())
+    assert config["model"]["head_dropout"] in (0.0, 0.25)
+
+    again = sweep_process(path, "--no-check")
+    assert again.returncode == 0 and "0 trials done, 0 pruned, 0 failed" in again.stdout
+
+
+def test_a_bad_search_space_key_fails_before_any_trial(
+    eurosat_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    pytest.importorskip("optuna")
+    path = search_sweep(
+        tmp_path, eurosat_root, {"model.optimizer.init_args.lrate": {"low": 0.1, "high": 1.0}}
+    )
+    with pytest.raises(SystemExit):
+        main(["sweep", "--config", str(path)])
+    err = capsys.readouterr().err
+    assert "search.space 'model.optimizer.init_args.lrate' = 0.1" in err and not (tmp_path / "runs").exists()
+
+
+def csv_dicts(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with path.open() as f:
+        return list(csv.DictReader(f))

@@ -5,6 +5,7 @@
 (``class_path: imgcls.callbacks.ImagesPerSecond``).
 """
 
+from imgcls.callbacks.optuna_pruning import OptunaPruning
 from imgcls.callbacks.progress import EpochLines
 from imgcls.callbacks.random_states import RandomStates
 from imgcls.callbacks.reports import (
@@ -20,6 +21,7 @@ from imgcls.callbacks.throughput import ImagesPerSecond
 __all__ = [
     "EpochLines",
     "ImagesPerSecond",
+    "OptunaPruning",
     "PredictionWriter",
     "RandomStates",
     "RunInfoWriter",
