@@ -110,7 +110,9 @@ class Search:
         for key, value in space.items():
             if isinstance(value, list) and value:
                 choices = [_piece_or_value(base, v) for v in value]
-                # optuna keeps choices as plain values: pieces by their path
+                # optuna keeps choices as plain values: pieces by their absolute path, the same
+                # for every process that joins the study, wherever it starts
+                choices = [c.resolve() if isinstance(c, Path) else c for c in choices]
                 self.distributions[key] = optuna.distributions.CategoricalDistribution(
                     [str(c) if isinstance(c, Path) else c for c in choices]
                 )

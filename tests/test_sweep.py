@@ -220,3 +220,20 @@ def csv_dicts(path: Path) -> list[dict[str, str]]:
 
     with path.open() as f:
         return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("name", ["cifar10_study", "cnn64_study", "cifar10_search"])
+def test_the_shipped_sweeps_parse(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every axis value (or search choice and bound) of the sweep files parses as a config."""
+    from imgcls.sweep import check_sweep
+
+    monkeypatch.chdir(REPO)
+    sweep = load_sweep(REPO / "configs" / "sweeps" / f"{name}.yaml")
+    if sweep.search is None:
+        check_sweep(sweep)
+        assert len(expand(sweep)) == {"cifar10_study": 27, "cnn64_study": 9}[name]
+    else:
+        pytest.importorskip("optuna")
+        from imgcls.search import Search
+
+        Search(sweep).check()
