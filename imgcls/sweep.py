@@ -39,10 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from imgcls import runs
 from imgcls.errors import ConfigError, ImgclsError
+from imgcls.yamlfiles import read_settings
 
 SWEEP_KEYS = ("config", "name", "runs_dir", "fixed", "axes", "search", "test")
 PIECE_SUFFIXES = (".yaml", ".yml")
@@ -95,16 +94,8 @@ def load_sweep(path: str | Path, extra_args: list[str] | None = None) -> Sweep:
         ConfigError: the file is missing, not YAML, or its fields are of the wrong kind.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(
-            f"sweep file {path} does not exist; pass one such as configs/sweeps/cifar10_study.yaml"
-        )
-    try:
-        spec = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"sweep file {path} is not valid YAML: {' '.join(str(err).split())}") from None
-    if not isinstance(spec, dict):
-        raise ConfigError(f"sweep file {path} holds no settings; it needs at least `config:` and `axes:`")
+    example = "one with `config:` and `axes:`, such as configs/sweeps/cifar10_study.yaml"
+    spec = read_settings(path, f"sweep file {path}", example)
     unknown = [key for key in spec if key not in SWEEP_KEYS]
     if unknown:
         raise ConfigError(

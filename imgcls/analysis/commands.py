@@ -23,6 +23,7 @@ import yaml
 from jsonargparse import ArgumentError, ArgumentParser, Namespace
 
 from imgcls.errors import ConfigError
+from imgcls.yamlfiles import read_settings
 
 
 class _Parser(ArgumentParser):
@@ -166,19 +167,7 @@ def _compare_parser() -> _Parser:
 
 
 def _read_config(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(
-            f"--config {path} does not exist; pass a YAML config such as configs/eurosat_sample.yaml"
-        )
-    try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"--config {path} is not valid YAML: {' '.join(str(err).split())}") from None
-    if not isinstance(config, dict):
-        raise ConfigError(
-            f"--config {path} holds no settings; pass a YAML config such as configs/eurosat_sample.yaml"
-        )
-    return config
+    return read_settings(path, f"--config {path}", "a YAML config such as configs/eurosat_sample.yaml")
 
 
 def _base_architecture(args: Namespace) -> tuple[dict[str, Any], int | None, list[int] | None]:
