@@ -199,7 +199,10 @@ def test_each_template_trains_and_tests_on_slurm(
     assert info["epochs"] == 2 and (run / "checkpoints" / "best.ckpt").is_file()
     metrics = json.loads((run / runs.TEST_METRICS).read_text())
     assert metrics["test_samples"] == 20 and metrics["checkpoint"] == str(run / "checkpoints" / "best.ckpt")
-    assert f"imgcls: run folder {run}" in log or "imgcls: run folder" in log
+    assert "imgcls: run folder" in log
+    print(
+        f"{template}: job {job} {record['JobState']} in {record['RunTime']}, world size {world_size}, {run}"
+    )
 
 
 @slurm
@@ -296,3 +299,7 @@ def test_a_sweep_runs_as_a_job_array(eurosat_root: Path, tmp_path: Path) -> None
         assert info["slurm_jobs"][0].startswith(f"{job}_") and (run / runs.TEST_METRICS).is_file()
     assert (folder / "axes.md").read_text().startswith("# Sweep study: 2 of 2 runs tested")
     assert (folder / "comparison" / "groups.csv").is_file()
+    for record in records:
+        print(
+            f"array job {record['ArrayJobId']} task {record['ArrayTaskId']}: {record['JobState']} in {record['RunTime']}"
+        )
