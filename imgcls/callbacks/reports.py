@@ -148,7 +148,8 @@ def prediction_rows(
 ) -> list[dict[str, Any]]:
     """One dict per sample: sample, index, true, predicted, probability, correct, top-k classes and probabilities.
 
-    ``true`` and ``correct`` are empty for unlabeled samples (label -1).
+    ``true`` and ``correct`` are empty for unlabeled samples (label -1). Rows are in index order, the
+    loader's order in one process, whichever rank gathered which samples in several.
     """
     rows = []
     for i, name in enumerate(names):
@@ -167,7 +168,7 @@ def prediction_rows(
             row[f"top{rank}"] = cls
             row[f"top{rank}_prob"] = round(prob, 6)
         rows.append(row)
-    return rows
+    return sorted(rows, key=lambda row: row["index"])
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
