@@ -46,6 +46,7 @@ ANALYSIS_COMMANDS = {
 }
 STUDY_COMMANDS = {
     "sweep": "a study's grid of runs from a sweep file: here, N at a time, or as a Slurm job array",
+    "fewshot": "N-way K-shot episodes on a checkpoint's or backbone's features, with 95% CIs",
 }
 
 
@@ -596,6 +597,11 @@ def main(args: list[str] | None = None) -> None:
             from imgcls.sweep import sweep_command
 
             sys.exit(sweep_command(argv[1:]))
+        if argv[0] == "fewshot":
+            from imgcls.fewshot.command import fewshot_command
+
+            fewshot_command(argv[1:])
+            return
         if argv[0] not in TRAINER_COMMANDS and not argv[0].startswith("-"):
             commands = [*TRAINER_COMMANDS, *ANALYSIS_COMMANDS, *STUDY_COMMANDS]
             close = difflib.get_close_matches(argv[0], commands, n=1)

@@ -17,6 +17,9 @@ A run folder::
     predict[-tta-<mode>].csv                after predict
     validate/, test/, test-last/ ...        TensorBoard and CSV logs of each evaluation, at the step of
                                             the checkpoint it evaluated: apart from the fit's curves
+
+A few-shot run (``imgcls fewshot``) is a run folder of its own: config.yaml, fewshot.json (per method:
+mean accuracy, std, 95% CI), episodes.csv (every episode's classes and accuracy) and TensorBoard events.
 """
 
 from __future__ import annotations
@@ -44,11 +47,13 @@ EXAMPLES_FIGURE = "examples.png"
 CLASS_DISTRIBUTION = "class_distribution.csv"
 CLASS_DISTRIBUTION_FIGURE = "class_distribution.png"
 PREDICT_CSV = "predict.csv"
+FEWSHOT_RESULTS = "fewshot.json"
+FEWSHOT_EPISODES = "episodes.csv"
 EVENTS_GLOB = "events.out.tfevents.*"
 # Lightning saves these into the run folder (trainer.default_root_dir) on Slurm's pre-timeout signal
 HPC_CHECKPOINT_GLOB = "hpc_ckpt_*.ckpt"
 # files whose presence makes a folder a run (an empty TensorBoard event file alone does not)
-RUN_MARKERS = (CONFIG, HPARAMS, TEST_METRICS, RUN_INFO, METRICS_CSV)
+RUN_MARKERS = (CONFIG, HPARAMS, TEST_METRICS, RUN_INFO, METRICS_CSV, FEWSHOT_RESULTS)
 # what a run folder holds after each command, for the lines that say so
 FIT_FILES = (CONFIG, RUN_INFO, METRICS_CSV, f"{CHECKPOINTS}/best.ckpt", f"{CHECKPOINTS}/last.ckpt")
 TEST_FILES = (

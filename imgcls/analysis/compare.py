@@ -3,7 +3,8 @@
 Everything is read from run folders (``run_info.json``, ``metrics.json``, the fit's ``metrics.csv`` or
 TensorBoard events); a model is rebuilt only for runs made before ``run_info.json`` existed. The train and
 validation columns are those of the epoch whose checkpoint was tested (``tested_epoch``), so that every
-number of a row describes one model.
+number of a row describes one model. Few-shot runs (``fewshot.json``, from ``imgcls fewshot``) have no
+test metrics: they get a table of their own, one row per run and method.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ import pandas as pd
 from imgcls import plots
 from imgcls.analysis.runs import Run, find_run_dirs, load_run, read_curves, test_command
 from imgcls.errors import ConfigError, DataError
-from imgcls.runs import CHECKPOINTS, TEST_METRICS, read_checkpoint_position
+from imgcls.runs import (
+    CHECKPOINTS,
+    CONFIG,
+    FEWSHOT_RESULTS,
+    TEST_METRICS,
+    read_checkpoint_position,
+    run_dir_of_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +272,16 @@ def compare_runs(
         DataError: a run has no test results, or a damaged file (empty or cut short ``metrics.json``...).
         ConfigError: the runs come from different datasets, or a path holds no runs.
     """
-    loaded = [_unless_damaged(load_run, folder, skip_untested) for folder in find_run_dirs(paths)]
+    folders = find_run_dirs(paths)
+    fewshot = [folder for folder in folders if is_fewshot_run(folder)]
+    if fewshot:
+        log.info("%d few-shot runs are compared apart (compare_fewshot_runs, fewshot.md)", len(fewshot))
+        if len(fewshot) == len(folders):
+            raise DataError(
+                f"every run is a few-shot run ({FEWSHOT_RESULTS}), which has no test metrics to compare here; "
+                "compare_fewshot_runs (or `imgcls compare`, which writes fewshot.md) compares them"
+            )
+    loaded = [_unless_damaged(load_run, f, skip_untested) for f in folders if f not in fewshot]
     loaded = [run for run in loaded if run is not None]
     if not loaded:
         raise DataError("every run has a damaged file (see the warnings above); nothing to compare")
@@ -414,6 +431,124 @@ def to_markdown(table: pd.DataFrame, note: bool = True) -> str:
     return "\n".join(lines)
 
 
+# --- few-shot runs ------------------------------------------------------------------------------
+
+
+def is_fewshot_run(folder: str | Path) -> bool:
+    """Whether a run folder holds a few-shot study (``fewshot.json``, no test metrics)."""
+    folder = Path(folder)
+    return (folder / FEWSHOT_RESULTS).is_file() and not (folder / TEST_METRICS).is_file()
+
+
+def read_fewshot(folder: str | Path) -> dict[str, Any]:
+    """A few-shot run's ``fewshot.json``.
+
+    Raises:
+        DataError: the file is empty, cut short or not a study's results; the message says how to redo it.
+    """
+    path = Path(folder) / FEWSHOT_RESULTS
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        reason = " ".join((str(err).splitlines() or [type(err).__name__])[0].split())
+        results, problem = None, f"it cannot be read ({reason or 'the file is empty'})"
+    else:
+        problem = "it holds no per-method results"
+    if not isinstance(results, dict) or not isinstance(results.get("methods"), dict):
+        raise DataError(
+            f"{path} is damaged: {problem}. Run `imgcls fewshot --config {Path(folder) / CONFIG}` again "
+            "to redo the study (into a new run folder)."
+        )
+    return results
+
+
+def _weights_name(results: dict[str, Any]) -> str:
+    """Where a study's backbone weights came from, short: the checkpoint's run and file, ImageNet,
+    random, or a weights file's name."""
+    checkpoint = results.get("checkpoint")
+    if checkpoint:
+        run_dir = run_dir_of_checkpoint(checkpoint)
+        name = Path(checkpoint).name
+        return f"{run_dir.parent.name}/{run_dir.name}/{name}" if run_dir is not None else name
+    pretrained = results.get("pretrained")
+    if pretrained is True:
+        return "ImageNet"
+    return Path(str(pretrained)).name if pretrained else "random"
+
+
+def compare_fewshot_runs(
+    paths: Sequence[str | Path] | str | Path, skip_damaged: bool = False
+) -> pd.DataFrame:
+    """One row per few-shot run and method: the model and its weights, the data, the episodes' shape,
+    the mean accuracy with its std and 95% CI half-width, episodes and seconds.
+
+    Args:
+        paths: run folders, experiment folders or runs folders; runs other than few-shot ones are left out.
+        skip_damaged: leave out runs whose ``fewshot.json`` is damaged, with a logged warning.
+
+    Raises:
+        ConfigError: a path holds no runs.
+        DataError: no few-shot runs, or a damaged ``fewshot.json``.
+    """
+    given = [paths] if isinstance(paths, str | Path) else list(paths)
+    folders = [folder for folder in find_run_dirs(given) if is_fewshot_run(folder)]
+    if not folders:
+        raise DataError(f"no few-shot runs ({FEWSHOT_RESULTS}) in {', '.join(str(p) for p in given)}")
+    rows = []
+    for folder in folders:
+        results = _unless_damaged(read_fewshot, folder, skip_damaged)
+        if results is None:
+            continue
+        for method, scores in results["methods"].items():
+            rows.append(
+                {
+                    "run": f"{folder.parent.name}/{folder.name}",
+                    "experiment": folder.parent.name,
+                    "model": results.get("backbone"),
+                    "weights": _weights_name(results),
+                    "dataset": results.get("dataset"),
+                    "split": results.get("split"),
+                    "n_way": results.get("n_way"),
+                    "k_shot": results.get("k_shot"),
+                    "q_query": results.get("q_query"),
+                    "seed": results.get("seed"),
+                    "method": method,
+                    "mean": scores.get("mean"),
+                    "std": scores.get("std"),
+                    "ci95": scores.get("ci95"),
+                    "episodes": scores.get("episodes"),
+                    "seconds": scores.get("seconds"),
+                    "feature_dim": results.get("feature_dim"),
+                    "checkpoint": results.get("checkpoint"),
+                    "path": str(folder),
+                }
+            )
+    if not rows:
+        raise DataError("every few-shot run has a damaged file (see the warnings above); nothing to compare")
+    table = pd.DataFrame(rows)
+    # runs of the same experiment name from different runs folders keep their full paths apart
+    folders_named = table.groupby("run")["path"].nunique()
+    table["run"] = [
+        name if folders_named[name] == 1 else path
+        for name, path in zip(table["run"], table["path"], strict=True)
+    ]
+    return table.astype({"mean": float, "std": float, "ci95": float})
+
+
+def fewshot_markdown(table: pd.DataFrame) -> str:
+    """``compare_fewshot_runs`` as a Markdown table: accuracy as "mean ± 95% CI half-width"."""
+    shown = table[
+        ["run", "model", "weights", "dataset", "split", "n_way", "k_shot", "q_query", "method"]
+    ].copy()
+    shown["accuracy (95% CI)"] = [
+        _format(mean, "test_acc") + ("" if pd.isna(half) else " ± " + _format(half, "test_acc"))
+        for mean, half in zip(table["mean"], table["ci95"], strict=True)
+    ]
+    shown["episodes"] = table["episodes"]
+    shown["seconds"] = table["seconds"]
+    return to_markdown(shown, note=False)
+
+
 def validation_curves(paths_or_runs: Sequence[Run | str | Path]) -> dict[str, pd.DataFrame]:
     """Per-epoch ``val_acc`` and ``val_loss`` of each run, keyed by run name (for ``plots.plot_curves``)."""
     runs = [r if isinstance(r, Run) else load_run(r) for r in paths_or_runs]
@@ -436,15 +571,36 @@ def write_comparison(
 
     Writes ``comparison.md/.csv`` (one row per run), ``groups.md/.csv`` (mean, std, 95% CI over seeds)
     when some runs differ only in seed, ``test_accuracy.png`` (with the ``goal`` line),
-    ``accuracy_vs_gflops.png`` and ``val_curves.png``.
+    ``accuracy_vs_gflops.png`` and ``val_curves.png``. Few-shot runs among them go to
+    ``fewshot.md/.csv`` (one row per run and method; ``skip_untested`` also skips damaged ones).
 
     Returns:
-        Name -> path of every file written.
+        Name -> path of every file written. ``comparison_md`` is the main table, which ``imgcls compare``
+        prints: ``comparison.md``, or ``fewshot.md`` when every run is a few-shot run.
     """
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    table = compare_runs(paths, allow_mixed=allow_mixed, skip_untested=skip_untested)
     written: dict[str, Path] = {}
+    folders = find_run_dirs(paths)
+    fewshot = [folder for folder in folders if is_fewshot_run(folder)]
+    if fewshot:
+        fewshot_table = compare_fewshot_runs(fewshot, skip_damaged=skip_untested)
+        fewshot_table.to_csv(output / "fewshot.csv", index=False)
+        (output / "fewshot.md").write_text(fewshot_markdown(fewshot_table) + "\n")
+        written.update(fewshot_csv=output / "fewshot.csv", fewshot_md=output / "fewshot.md")
+    others = [folder for folder in folders if folder not in fewshot]
+    table = None
+    if others:
+        try:
+            table = compare_runs(others, allow_mixed=allow_mixed, skip_untested=skip_untested)
+        except DataError:
+            if not (fewshot and skip_untested):
+                raise
+            log.warning(
+                "no tested run is left besides the few-shot runs: only %s is written", written["fewshot_md"]
+            )
+    if table is None:  # few-shot runs alone: their table is the comparison
+        return {**written, "comparison_md": written["fewshot_md"]}
     table.to_csv(output / "comparison.csv", index=False)
     (output / "comparison.md").write_text(to_markdown(table.drop(columns="path")) + "\n")
     written.update(comparison_csv=output / "comparison.csv", comparison_md=output / "comparison.md")
