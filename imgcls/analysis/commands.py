@@ -257,11 +257,14 @@ def compare_command(argv: list[str]) -> dict[str, Path]:
         skip_untested=args.skip_untested,
         figures=not args.no_figures,
     )
-    table = written.get("groups_md", written["comparison_md"])
-    print(written["comparison_md"].read_text())
-    if table != written["comparison_md"]:
-        print("Runs differing only in seed (mean, std, 95% CI):\n")
-        print(table.read_text())
+    titles = {
+        "comparison_md": "",
+        "groups_md": "Runs differing only in seed (mean, std, 95% CI):\n\n",
+        "fewshot_md": "Few-shot runs (mean accuracy ± 95% CI over episodes):\n\n",
+    }
+    for key, title in titles.items():
+        if key in written:
+            print(title + written[key].read_text())
     print("wrote " + ", ".join(str(p) for p in written.values()), file=sys.stderr)
     return written
 

@@ -575,8 +575,7 @@ def write_comparison(
     ``fewshot.md/.csv`` (one row per run and method; ``skip_untested`` also skips damaged ones).
 
     Returns:
-        Name -> path of every file written. ``comparison_md`` is the main table, which ``imgcls compare``
-        prints: ``comparison.md``, or ``fewshot.md`` when every run is a few-shot run.
+        Name -> path of every file written (``comparison_md``, ``groups_md``, ``fewshot_md``...).
     """
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
@@ -599,8 +598,8 @@ def write_comparison(
             log.warning(
                 "no tested run is left besides the few-shot runs: only %s is written", written["fewshot_md"]
             )
-    if table is None:  # few-shot runs alone: their table is the comparison
-        return {**written, "comparison_md": written["fewshot_md"]}
+    if table is None:  # few-shot runs alone: fewshot.md is the comparison
+        return written
     table.to_csv(output / "comparison.csv", index=False)
     (output / "comparison.md").write_text(to_markdown(table.drop(columns="path")) + "\n")
     written.update(comparison_csv=output / "comparison.csv", comparison_md=output / "comparison.md")
