@@ -96,12 +96,14 @@ class _CollateImages:
         return images, indices
 
 
-def build_cache(dataset: Dataset, path: Path, num_workers: int = 0, batch_size: int = 256) -> None:
+def build_cache(
+    dataset: Dataset, path: Path, num_workers: int = 0, batch_size: int = 256, source: Any = None
+) -> None:
     """Decode every image of ``dataset`` into the ``.npy`` file ``path`` (atomically, under a lock).
 
     Another process that is building the same file (another rank of a distributed run, or another
     run) holds the lock; this one says so, waits, then finds the finished file and returns without
-    decoding anything.
+    decoding anything. ``source`` (the images' folder) is named in the line of the process that decodes.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(path) + ".lock")
@@ -112,16 +114,17 @@ def build_cache(dataset: Dataset, path: Path, num_workers: int = 0, batch_size: 
         lock.acquire()
     try:
         if not path.is_file():
-            _decode_into(dataset, path, num_workers, batch_size)
+            _decode_into(dataset, path, num_workers, batch_size, source)
     finally:
         lock.release()
 
 
-def _decode_into(dataset: Dataset, path: Path, num_workers: int, batch_size: int) -> None:
+def _decode_into(dataset: Dataset, path: Path, num_workers: int, batch_size: int, source: Any) -> None:
     """Write ``path`` beside itself, then rename it: readers see no file or a complete one."""
     shape = probe_image_shape(dataset)
     size_gb = len(dataset) * int(np.prod(shape)) / 1e9
-    log.info("decoding %d images into the cache %s (%.2f GB)", len(dataset), path, size_gb)
+    of = f" of {source}" if source is not None else ""
+    log.info("decoding %d images%s into the cache %s (%.2f GB)", len(dataset), of, path, size_gb)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(dataset), *shape))
@@ -220,7 +223,7 @@ def cache_pool(
     if not path.is_file():
         if not build:
             return pool
-        build_cache(pool, path, num_workers=num_workers)
+        build_cache(pool, path, num_workers=num_workers, source=folder)
         remove_stale(Path(cache_dir), prefix, keep=path)
     names = [pool.sample_name(i) for i in range(len(pool))] if hasattr(pool, "sample_name") else None
     return CachedImages(path, pool.targets, names)
