@@ -144,6 +144,27 @@ def _piece_names(config: Any) -> list[str]:
     return names
 
 
+def add_run_folder_arguments(parser: Any) -> None:
+    """``--experiment``, ``--runs_dir`` and ``--threads``, as every command that makes a run folder has them."""
+    parser.add_argument(
+        "--experiment",
+        type=str | None,
+        default=None,
+        help="Run folder name: runs go to <runs_dir>/<experiment>/version_N. Default: the last config file's name.",
+    )
+    parser.add_argument(
+        "--runs_dir", type=str, default="runs", help="Folder that holds every experiment's runs."
+    )
+    parser.add_argument(
+        "--threads",
+        type=int | None,
+        default=None,
+        help="CPU threads of torch's operators (torch.set_num_threads). Default: PyTorch's, one per core. "
+        "On a machine shared with other jobs set it to the cores this run may use; too many threads "
+        "for the free cores make every step wait on the slowest.",
+    )
+
+
 class RunConfigSaver(SaveConfigCallback):
     """Save the resolved config in the run folder without clobbering an earlier one.
 
@@ -192,23 +213,7 @@ class ImgclsCLI(LightningCLI):
             raise
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_argument(
-            "--experiment",
-            type=str | None,
-            default=None,
-            help="Run folder name: runs go to <runs_dir>/<experiment>/version_N. Default: the last config file's name.",
-        )
-        parser.add_argument(
-            "--runs_dir", type=str, default="runs", help="Folder that holds every experiment's runs."
-        )
-        parser.add_argument(
-            "--threads",
-            type=int | None,
-            default=None,
-            help="CPU threads of torch's operators (torch.set_num_threads). Default: PyTorch's, one per core. "
-            "On a machine shared with other jobs set it to the cores this run may use; too many threads "
-            "for the free cores make every step wait on the slowest.",
-        )
+        add_run_folder_arguments(parser)
         for attribute in ("num_classes", "in_chans", "class_names"):
             parser.link_arguments(f"data.{attribute}", f"model.{attribute}", apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")

@@ -23,6 +23,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 
 from imgcls import runs
 from imgcls.analysis.commands import _Parser
+from imgcls.cli import add_run_folder_arguments
 from imgcls.errors import ConfigError
 from imgcls.fewshot.study import FewShotResult, FewShotStudy
 
@@ -91,22 +92,7 @@ def fewshot_parser() -> FewShotParser:
         "--config", action=ActionConfigFile, help=f"A few-shot YAML config ({EXAMPLE_CONFIG})."
     )
     parser.add_class_arguments(FewShotStudy, None, help="The study (FewShotStudy's arguments)")
-    output = parser.add_argument_group("Output")
-    output.add_argument(
-        "--experiment",
-        type=str | None,
-        default=None,
-        help="Run folder name: <runs_dir>/<experiment>/version_N. Default: the config file's name.",
-    )
-    output.add_argument(
-        "--runs_dir", type=str, default="runs", help="Folder that holds every experiment's runs."
-    )
-    output.add_argument(
-        "--threads",
-        type=int | None,
-        default=None,
-        help="CPU threads of torch's operators (torch.set_num_threads). Default: one per core.",
-    )
+    add_run_folder_arguments(parser.add_argument_group("Output"))
     return parser
 
 
