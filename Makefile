@@ -48,7 +48,7 @@ test-slow: setup
 test-slurm: setup
 	@bash tests/slurm/setup_cluster.sh || { code=$$?; [ $$code -eq 3 ] || exit $$code; \
 		echo "Slurm tests skipped: Slurm cannot run on this machine (the line above says why)"; }
-	$(BIN)/python -m pytest -m slurm -rs
+	$(BIN)/python -m pytest -m slurm -rsP
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
