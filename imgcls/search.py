@@ -237,7 +237,14 @@ class Search:
             logs / f"{run.name}.log" if log else None,
             test_if=not_pruned,
         )
-        return self.finish(trial, run, state)
+        result = self.finish(trial, run, state)
+        if result == "pruned":
+            epoch = self.frozen(trial).user_attrs.get(PRUNED_AT)
+            print(
+                f"[{run.index + 1}/{self.trials}] {run.name}: pruned after epoch {epoch}, not tested",
+                flush=True,
+            )
+        return result
 
 
 def _trial(study: Any, frozen: Any) -> Any:

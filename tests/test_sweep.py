@@ -183,6 +183,7 @@ def test_a_search_runs_its_trials_prunes_and_reports(eurosat_root: Path, tmp_pat
     first = sweep_process(path)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "1 trials done, 1 pruned, 0 failed" in first.stdout
+    assert "[2/2] trial=1: pruned after epoch 0, not tested" in first.stdout
     folder = tmp_path / "runs" / "study"
     assert (folder / "optuna.journal").is_file()
     trials = {row["trial"]: row for row in csv_dicts(folder / "trials.csv")}
