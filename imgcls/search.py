@@ -35,7 +35,22 @@ from typing import Any
 
 from imgcls import runs
 from imgcls.errors import ConfigError, DataError
-from imgcls.sweep import Run, Sweep, _piece_or_value, check_sweep, execute, make_run
+from imgcls.sweep import (
+    Run,
+    Sweep,
+    _duration,
+    _piece_or_value,
+    _test_accuracy,
+    _value_label,
+    check_sweep,
+    cores,
+    execute,
+    make_run,
+    run_folder,
+    stop_runs_on_sigterm,
+    submit,
+    write_tables,
+)
 
 SEARCH_KEYS = ("trials", "metric", "direction", "storage", "sampler", "pruner", "space")
 PRUNED_AT = "pruned_at_epoch"  # the trial's user attribute that OptunaPruning sets
@@ -259,8 +274,7 @@ def make_pruner(spec: Any) -> Any:
 
 
 def run_folder_of(sweep: Sweep, run: Run) -> Path:
-    from imgcls.sweep import run_folder
-
+    """The trial's run folder (``sweep.run_folder``), which a finished trial must have."""
     folder = run_folder(sweep, run)
     if folder is None:
         raise DataError(f"trial {run.name} left no run folder with a checkpoint under {sweep.folder}")
@@ -285,8 +299,6 @@ def run_search(search: Search, parallel: int = 1) -> dict[str, int]:
     """Trials here until the study holds ``trials``: first those a stopped sweep left running, then
     new ones, ``parallel`` at a time. Returns how many ended done, pruned or failed."""
     from concurrent.futures import ThreadPoolExecutor
-
-    from imgcls.sweep import cores
 
     threads = max(1, cores() // parallel) if parallel > 1 else None
     counts = {"done": 0, "pruned": 0, "failed": 0}
@@ -328,8 +340,6 @@ def trials_table(search: Search) -> Any:
     """One row per trial: number, state, value, parameters, test accuracy and run folder."""
     import pandas as pd
 
-    from imgcls.sweep import _test_accuracy, _value_label
-
     rows = []
     for trial in search.study.get_trials(deepcopy=False):
         run_name = trial.user_attrs.get("run", f"trial={trial.number}")
@@ -348,7 +358,6 @@ def trials_table(search: Search) -> Any:
 
 def write_search_report(search: Search) -> dict[str, Path]:
     """``comparison/`` of the tested trials and ``trials.md``/``trials.csv`` (every trial, best first)."""
-    from imgcls.sweep import write_tables
 
     folders = [
         v
@@ -368,8 +377,6 @@ def search_command(sweep: Sweep, args: Any) -> int:
     """``imgcls sweep`` of a sweep file with ``search:`` (the options of ``imgcls.sweep.sweep_command``)."""
     import sys
     import time
-
-    from imgcls.sweep import _duration, stop_runs_on_sigterm, submit
 
     search = Search(sweep)
 

@@ -488,6 +488,11 @@ def submit(sweep: Sweep, count: int, parallel: int | None, sbatch_args: list[str
         raise ConfigError(
             f"sbatch not found: this machine has no Slurm client. Run the sweep on this machine instead: `{local}`"
         )
+    if not ARRAY_TEMPLATE.is_file():
+        raise ConfigError(
+            f"the job array template {ARRAY_TEMPLATE} is missing: --slurm needs imgcls installed from its "
+            "repository (pip install -e .), which holds scripts/slurm/"
+        )
     logs = (sweep.folder / "logs").resolve()
     logs.mkdir(parents=True, exist_ok=True)
     array = f"0-{count - 1}" + (f"%{parallel}" if parallel else "")
