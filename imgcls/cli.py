@@ -25,7 +25,15 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from imgcls import runs
-from imgcls.callbacks import EpochLines, PredictionWriter, RandomStates, RunInfoWriter, TestReportWriter
+from imgcls.callbacks import (
+    EMA,
+    EpochLines,
+    PredictionWriter,
+    ProgressiveResizing,
+    RandomStates,
+    RunInfoWriter,
+    TestReportWriter,
+)
 from imgcls.checkpoint_io import AtomicCheckpointIO
 from imgcls.data.base import ImageDataModule
 from imgcls.errors import ConfigError, ImgclsError
@@ -235,6 +243,9 @@ class ImgclsCLI(LightningCLI):
         for key in ("checkpoint", "early_stopping"):
             parser.link_arguments("model.monitor", f"{key}.monitor")
             parser.link_arguments("model.monitor", f"{key}.mode", compute_fn=monitor_mode)
+        # training recipes, off unless set: --ema.decay 0.999, --progressive_resizing.start_scale 0.5
+        parser.add_lightning_class_args(EMA, "ema")
+        parser.add_lightning_class_args(ProgressiveResizing, "progressive_resizing")
         parser.add_lightning_class_args(TestReportWriter, "report")
         parser.add_lightning_class_args(PredictionWriter, "predictions")
 

@@ -5,6 +5,7 @@
 (``class_path: imgcls.callbacks.ImagesPerSecond``).
 """
 
+from imgcls.callbacks.averaging import EMA
 from imgcls.callbacks.optuna_pruning import OptunaPruning
 from imgcls.callbacks.progress import EpochLines
 from imgcls.callbacks.random_states import RandomStates
@@ -14,15 +15,18 @@ from imgcls.callbacks.reports import (
     TopKPredictions,
     classification_metrics,
 )
+from imgcls.callbacks.resizing import ProgressiveResizing
 from imgcls.callbacks.run_info import RunInfoWriter
 from imgcls.callbacks.tensorboard import TensorBoardReports
 from imgcls.callbacks.throughput import ImagesPerSecond
 
 __all__ = [
+    "EMA",
     "EpochLines",
     "ImagesPerSecond",
     "OptunaPruning",
     "PredictionWriter",
+    "ProgressiveResizing",
     "RandomStates",
     "RunInfoWriter",
     "TensorBoardReports",

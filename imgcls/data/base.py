@@ -37,7 +37,7 @@ from imgcls.data.cache import (
 from imgcls.data.datasets import ImageFileDataset, list_images
 from imgcls.data.samplers import SeededShuffle, run_seed
 from imgcls.data.splits import cap_per_class, stratified_split
-from imgcls.data.transforms import AUGMENTATIONS, BatchTransform
+from imgcls.data.transforms import AUGMENTATIONS, BatchTransform, scaled_size
 from imgcls.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,10 @@ class ImageDataModule(LightningDataModule):
         # pools made ready (cached or streamed) for all their splits, with each split's positions in them
         self._prepared: dict[str, tuple[Dataset, dict[str, np.ndarray]]] = {}
         self._batch_transform: BatchTransform | None = None
+        # (share of the side, multiple of pixels) the training batches are scaled to; set each epoch
+        # by imgcls.callbacks.ProgressiveResizing, None trains at full size
+        self.train_scale: tuple[float, int] | None = None
+        self.last_train_side: int | None = None
 
     # --- what a subclass provides -------------------------------------------------------------
 
@@ -415,7 +419,12 @@ class ImageDataModule(LightningDataModule):
             self._batch_transform = BatchTransform(
                 self.augment, mean, std, self.in_chans, self.max_translate_px
             )
-        return {**batch, "image": self._batch_transform(batch["image"], train=train)}
+        images = batch["image"]
+        size = None
+        if train and self.train_scale is not None:
+            size = scaled_size(tuple(images.shape[-2:]), *self.train_scale)
+            self.last_train_side = size[-1]
+        return {**batch, "image": self._batch_transform(images, train=train, size=size)}
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         training = self.trainer is not None and self.trainer.training

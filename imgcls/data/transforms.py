@@ -147,6 +147,13 @@ def build_augmentation(
     return nn.Sequential(RandAugment(n=2, m=9), K.AugmentationSequential(flip))
 
 
+def scaled_size(size: tuple[int, int], scale: float, multiple: int = 8) -> tuple[int, int]:
+    """``size`` times ``scale``, each side rounded to a multiple of ``multiple`` and at most ``size``."""
+    if scale >= 1.0:
+        return size
+    return tuple(min(side, max(multiple, round(side * scale / multiple) * multiple)) for side in size)
+
+
 class BatchTransform(nn.Module):
     """uint8 batch -> float in [0, 1] -> augmentation (when training) -> normalization, on any device.
 
@@ -179,7 +186,8 @@ class BatchTransform(nn.Module):
         self.augmentation: nn.Module | None = None
         self._normalization: dict[str, Any] = {}
 
-    def forward(self, images: torch.Tensor, train: bool) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, train: bool, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """``size``: (height, width) the batch is scaled to after augmentation (progressive resizing)."""
         owned = images.dtype == torch.uint8
         augmentation = None
         if train and self.augment != "none":
@@ -195,6 +203,9 @@ class BatchTransform(nn.Module):
             images = images.float().div_(255)
         if augmentation is not None:
             images = augmentation(images)
+        if size is not None and tuple(images.shape[-2:]) != tuple(size):
+            images = F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False)
+            owned = True
         mean, std = self._normalization_tensors(images.device, images.dtype)
         # in place only on a tensor made here: a float batch passed in is the caller's
         return images.sub_(mean).div_(std) if owned else (images - mean) / std
