@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -85,7 +86,11 @@ def test_progressive_resizing_schedule_and_sizes() -> None:
     schedule = ProgressiveResizing(start_scale=0.5, full_size_epoch=4)
     assert [schedule.scale(e) for e in range(6)] == [0.5, 0.625, 0.75, 0.875, 1.0, 1.0]
     assert [scaled_size((64, 64), s) for s in (0.5, 0.625, 0.75, 0.875, 1.0)] == [
-        (32, 32), (40, 40), (48, 48), (56, 56), (64, 64)
+        (32, 32),
+        (40, 40),
+        (48, 48),
+        (56, 56),
+        (64, 64),
     ]
     assert scaled_size((20, 20), 0.1) == (8, 8) and scaled_size((6, 6), 0.5) == (6, 6)
     assert ProgressiveResizing().scale(0) == 1.0  # off
@@ -114,6 +119,8 @@ def test_fit_with_ema_and_progressive_resizing(cli_args: list[str], tmp_path: Pa
     with (run / "metrics.csv").open() as f:
         sides = [float(r["train_image_side"]) for r in csv.DictReader(f) if r.get("train_image_side")]
     assert sides == [16.0, 24.0, 32.0]  # image_size 32: half, three quarters, full
+    info = json.loads((run / "run_info.json").read_text())
+    assert info["input_size"] == [3, 32, 32]  # GFLOPs at the size the model is tested at
     last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert "current_model_state" in last  # the checkpoint's state_dict is the average
     averaged, trained = last["state_dict"], last["current_model_state"]

@@ -97,9 +97,25 @@ class RunInfoWriter(Callback):
     def on_train_batch_start(
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        if not trainer.is_global_zero or "gflops" in self.info:
+        if "gflops" not in self.info:
+            self._count_gflops(trainer, pl_module, batch)
+
+    def on_validation_batch_start(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        # validation sees full-size images; progressive resizing trains the first epochs on smaller ones
+        if self.info.get("input_size") != list(_images(batch).shape[1:]):
+            self._count_gflops(trainer, pl_module, batch)
+
+    def _count_gflops(self, trainer: Trainer, pl_module: LightningModule, batch: Any) -> None:
+        if not trainer.is_global_zero:
             return
-        images = batch["image"] if isinstance(batch, dict) else batch[0]
+        images = _images(batch)
         self.info["input_size"] = list(images.shape[1:])
         was_training = pl_module.training
         pl_module.eval()  # running statistics must not see the measuring pass
@@ -151,3 +167,7 @@ class RunInfoWriter(Callback):
             if isinstance(v, torch.Tensor) and v.numel() == 1 and "/" not in k
         }
         self._save(trainer)
+
+
+def _images(batch: Any) -> torch.Tensor:
+    return batch["image"] if isinstance(batch, dict) else batch[0]
