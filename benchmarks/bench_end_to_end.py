@@ -1,7 +1,9 @@
 """Benchmark 3: one EuroSAT epoch of ResNet-18 at 64 px, imgcls against a hand-written loop.
 
 - imgcls: ``imgcls fit --config configs/eurosat_resnet18_fast.yaml`` for one epoch (train + val),
-  through the real CLI, with a fresh cache folder so the one-off decode is part of the wall time.
+  through the real CLI, with a fresh cache folder so the one-off decode is part of the wall time;
+  without the recipe's weight average and progressive resizing, so that both sides train the same
+  model at full size (``benchmarks.bench_recipes`` measures those two).
 - hand-written: torchvision ``ImageFolder`` + PIL flip/ToTensor/Normalize in DataLoader workers,
   torchvision ``resnet18``, SGD, the usual ``for images, labels in loader`` loop, then validation.
 - hand-written, channels_last + bf16: the same loop with the two numeric settings the imgcls recipe
@@ -54,6 +56,9 @@ def run_imgcls(args: argparse.Namespace) -> dict:
                 "--trainer.max_epochs=1",
                 "--trainer.num_sanity_val_steps=0",
                 "--trainer.enable_progress_bar=false",
+                # a full-size epoch of the plain model, like the hand-written loop's
+                "--progressive_resizing.start_scale=null",
+                "--ema.decay=null",
                 *limits,
             ]
         )

@@ -131,6 +131,9 @@ def test_fit_with_ema_and_progressive_resizing(cli_args: list[str], tmp_path: Pa
     assert (run / "metrics.json").is_file()
 
 
-def test_progressive_resizing_must_end_before_the_last_epoch(cli_args: list[str]) -> None:  # noqa: F811
-    with pytest.raises(SystemExit):
-        main(["fit", *cli_args, "--progressive_resizing.start_scale=0.5", "--trainer.max_epochs=2"])
+def test_progressive_resizing_warns_when_no_epoch_trains_at_full_size(
+    cli_args: list[str],  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    main(["fit", *cli_args, "--progressive_resizing.start_scale=0.5", "--trainer.max_epochs=2"])
+    assert "full_size_epoch is 10 but trainer.max_epochs is 2" in caplog.text

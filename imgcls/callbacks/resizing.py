@@ -7,9 +7,13 @@ after augmentation (``ImageDataModule.train_scale``); validation and test always
 
 from __future__ import annotations
 
+import logging
+
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from imgcls.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class ProgressiveResizing(Callback):
@@ -21,8 +25,8 @@ class ProgressiveResizing(Callback):
     Args:
         start_scale: side of the first epoch's images as a share of the full side (0.5: 32 px of
             64); None turns progressive resizing off.
-        full_size_epoch: first epoch at full size; at most ``trainer.max_epochs`` - 1 so that the
-            last epochs fit the model to the size it is tested at.
+        full_size_epoch: first epoch at full size; below ``trainer.max_epochs`` so that the last
+            epochs fit the model to the size it is tested at (a shorter run only warns).
         multiple: the sides are multiples of this many pixels.
     """
 
@@ -54,9 +58,12 @@ class ProgressiveResizing(Callback):
             return
         max_epochs = trainer.max_epochs
         if max_epochs not in (None, -1) and self.full_size_epoch >= max_epochs:
-            raise ConfigError(
-                f"progressive_resizing.full_size_epoch is {self.full_size_epoch} but trainer.max_epochs is "
-                f"{max_epochs}: no epoch would train at the size the model is tested at; set it below {max_epochs}"
+            log.warning(
+                "progressive_resizing.full_size_epoch is %d but trainer.max_epochs is %d: no epoch trains at the "
+                "size the model is tested at; set it below %d for more than a trial run",
+                self.full_size_epoch,
+                max_epochs,
+                max_epochs,
             )
         if not hasattr(trainer.datamodule, "train_scale"):
             raise ConfigError(
