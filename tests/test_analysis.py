@@ -130,6 +130,9 @@ def test_compare_writes_tables_figures_and_seed_groups(seeds: list[Path], tmp_pa
         assert 0 <= row.train_acc <= 1 and row.val_loss > 0
     groups = pd.read_csv(tmp_path / "groups.csv")
     assert groups["runs"].tolist() == [2]
+    for path, row in zip(seeds, table.itertuples(), strict=True):
+        epoch_seconds = json.loads((path / "run_info.json").read_text())["epoch_seconds"]
+        assert row.fit_seconds == pytest.approx(sum(epoch_seconds.values()))
     std = table["test_loss"].std(ddof=1)
     assert groups["test_loss_std"].iloc[0] == pytest.approx(std)
     assert groups["test_loss_ci95"].iloc[0] == pytest.approx(12.706 * std / math.sqrt(2))
@@ -145,6 +148,28 @@ def test_runs_differing_in_more_than_seed_form_separate_groups(seeds: list[Path]
     table = compare_runs([*seeds, other])
     assert table["group"].tolist() == ["tiny", "tiny", "tiny_mlp"]
     assert group_runs(table)["runs"].tolist() == [2, 1]
+
+
+@pytest.mark.parametrize(
+    ("ema", "own_group"), [({"decay": 0.998, "bn_batches": 16}, True), ({"decay": None}, False)]
+)
+def test_a_recipe_switch_that_is_on_makes_its_own_group(
+    seeds: list[Path], tmp_path: Path, ema: dict, own_group: bool
+) -> None:
+    other = copy_run(seeds[1], tmp_path / "tiny_ema" / "version_0")
+    config = yaml.safe_load((other / "config.yaml").read_text())
+    config["ema"] = ema
+    (other / "config.yaml").write_text(yaml.safe_dump(config))
+    groups = compare_runs([seeds[0], other])["group"].tolist()
+    assert (groups[0] != groups[1]) is own_group
+
+
+def test_compare_shows_the_study_figure_beside_each_experiment(seeds: list[Path], tmp_path: Path) -> None:
+    write_comparison([seeds[0].parent], tmp_path, figures=False, reference={"tiny": "71.27% (50 epochs)"})
+    table = pd.read_csv(tmp_path / "comparison.csv")
+    assert table.columns[table.columns.get_loc("test_acc") + 1] == "study"
+    assert table["study"].tolist() == ["71.27% (50 epochs)"] * 2
+    assert pd.read_csv(tmp_path / "groups.csv")["study"].tolist() == ["71.27% (50 epochs)"]
 
 
 def test_compare_refuses_different_datasets(seeds: list[Path], tmp_path: Path) -> None:

@@ -163,6 +163,12 @@ def _compare_parser() -> _Parser:
         help="Leave out (with a warning) runs without test results or with damaged files.",
     )
     parser.add_argument("--no-figures", action="store_true", help="Write the tables only.")
+    parser.add_argument(
+        "--reference",
+        type=str | None,
+        default=None,
+        help="YAML file mapping experiment names to the study's own figure, shown in a 'study' column.",
+    )
     return parser
 
 
@@ -249,6 +255,13 @@ def compare_command(argv: list[str]) -> dict[str, Path]:
     from imgcls.analysis.compare import write_comparison
 
     args = _compare_parser().parse(argv)
+    reference = None
+    if args.reference is not None:
+        reference = read_settings(
+            Path(args.reference),
+            f"--reference {args.reference}",
+            "a YAML mapping such as 'model=resnet18: 71.27%'",
+        )
     written = write_comparison(
         args.runs,
         args.output,
@@ -256,6 +269,7 @@ def compare_command(argv: list[str]) -> dict[str, Path]:
         allow_mixed=args.allow_mixed,
         skip_untested=args.skip_untested,
         figures=not args.no_figures,
+        reference={str(k): str(v) for k, v in reference.items()} if reference else None,
     )
     titles = {
         "comparison_md": "",

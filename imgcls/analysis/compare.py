@@ -34,7 +34,16 @@ from imgcls.runs import (
 log = logging.getLogger(__name__)
 
 # metrics that vary between seeds: averaged with std and a 95% interval in groups
-METRICS = ("train_acc", "train_loss", "val_acc", "val_loss", "test_acc", "test_loss", "seconds_per_epoch")
+METRICS = (
+    "train_acc",
+    "train_loss",
+    "val_acc",
+    "val_loss",
+    "test_acc",
+    "test_loss",
+    "seconds_per_epoch",
+    "fit_seconds",
+)
 # data arguments that change how data is read, not which data: runs differing only in them group together
 DATA_IO_ARGS = {
     "seed",
@@ -104,9 +113,21 @@ def group_key(run: Run) -> str:
         "data_args": {k: v for k, v in (data.get("init_args") or {}).items() if k not in DATA_IO_ARGS},
         "trainer": {k: trainer.get(k) for k in TRAINER_ARGS},
         "early_stopping": config.get("early_stopping"),
+        "recipe": _recipe_switches(config),
         "dataset": run.dataset_signature,
     }
     return json.dumps(key, sort_keys=True, default=str)
+
+
+def _recipe_switches(config: dict[str, Any]) -> dict[str, Any]:
+    """The training recipes a run had on (``ema``, ``progressive_resizing``); off ones, and runs from
+    before they existed, alike."""
+    switches = {"ema": "decay", "progressive_resizing": "start_scale"}
+    return {
+        section: config[section]
+        for section, switch in switches.items()
+        if isinstance(config.get(section), dict) and config[section].get(switch) is not None
+    }
 
 
 def _value_at_epoch(curves: pd.DataFrame, metric: str, epoch: int | None) -> float:
@@ -182,6 +203,8 @@ def run_row(run: Run) -> dict[str, Any]:
     epochs = run.info.get("epochs")
     if epochs is None and not curves.empty:
         epochs = int(curves["epoch"].max()) + 1
+    epoch_seconds = run.info.get("epoch_seconds") or {}
+    fit_seconds = sum(epoch_seconds.values()) if epoch_seconds else (seconds or float("nan")) * (epochs or 0)
     test_acc = float(metrics.get("test_acc", float("nan")))
     return {
         "run": run.name,
@@ -194,6 +217,7 @@ def run_row(run: Run) -> dict[str, Any]:
         "epochs": epochs,
         "tested_epoch": epoch,
         "seconds_per_epoch": seconds,
+        "fit_seconds": fit_seconds or float("nan"),
         "train_acc": pick("train_acc"),
         "train_loss": pick("train_loss_epoch", "train_loss"),
         "val_acc": pick("val_acc"),
@@ -339,6 +363,8 @@ def group_runs(table: pd.DataFrame) -> pd.DataFrame:
             "epochs": float(pd.to_numeric(frame["epochs"], errors="coerce").mean()),
             "tested_epochs": ", ".join("?" if pd.isna(e) else str(e) for e in frame.get("tested_epoch", [])),
         }
+        if "study" in frame:
+            row["study"] = frame["study"].iloc[0]
         for metric in METRICS:
             values = pd.to_numeric(frame[metric], errors="coerce").tolist()
             row[f"{metric}_mean"], row[f"{metric}_std"], row[f"{metric}_ci95"] = mean_std_ci95(values)
@@ -566,6 +592,7 @@ def write_comparison(
     allow_mixed: bool = False,
     skip_untested: bool = False,
     figures: bool = True,
+    reference: dict[str, str] | None = None,
 ) -> dict[str, Path]:
     """``imgcls compare``: tables (Markdown and CSV) and figures of runs into ``output_dir``.
 
@@ -573,6 +600,9 @@ def write_comparison(
     when some runs differ only in seed, ``test_accuracy.png`` (with the ``goal`` line),
     ``accuracy_vs_gflops.png`` and ``val_curves.png``. Few-shot runs among them go to
     ``fewshot.md/.csv`` (one row per run and method; ``skip_untested`` also skips damaged ones).
+
+    ``reference`` maps experiment names to the figure the replicated study reported: a ``study``
+    column after ``test_acc``.
 
     Returns:
         Name -> path of every file written (``comparison_md``, ``groups_md``, ``fewshot_md``...).
@@ -600,6 +630,10 @@ def write_comparison(
             )
     if table is None:  # few-shot runs alone: fewshot.md is the comparison
         return written
+    if reference is not None:
+        table.insert(
+            table.columns.get_loc("test_acc") + 1, "study", table["experiment"].map(reference).fillna("")
+        )
     table.to_csv(output / "comparison.csv", index=False)
     (output / "comparison.md").write_text(to_markdown(table.drop(columns="path")) + "\n")
     written.update(comparison_csv=output / "comparison.csv", comparison_md=output / "comparison.md")
