@@ -121,6 +121,7 @@ def test_fit_with_ema_and_progressive_resizing(cli_args: list[str], tmp_path: Pa
     assert sides == [16.0, 24.0, 32.0]  # image_size 32: half, three quarters, full
     info = json.loads((run / "run_info.json").read_text())
     assert info["input_size"] == [3, 32, 32]  # GFLOPs at the size the model is tested at
+    assert info["device"].endswith("cores)")  # what the timings were measured on
     last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert "current_model_state" in last  # the checkpoint's state_dict is the average
     averaged, trained = last["state_dict"], last["current_model_state"]

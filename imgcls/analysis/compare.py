@@ -218,6 +218,7 @@ def run_row(run: Run) -> dict[str, Any]:
         "tested_epoch": epoch,
         "seconds_per_epoch": seconds,
         "fit_seconds": fit_seconds or float("nan"),
+        "device": run.info.get("device", ""),
         "train_acc": pick("train_acc"),
         "train_loss": pick("train_loss_epoch", "train_loss"),
         "val_acc": pick("val_acc"),
@@ -362,6 +363,7 @@ def group_runs(table: pd.DataFrame) -> pd.DataFrame:
             "gflops": frame["gflops"].iloc[0],
             "epochs": float(pd.to_numeric(frame["epochs"], errors="coerce").mean()),
             "tested_epochs": ", ".join("?" if pd.isna(e) else str(e) for e in frame.get("tested_epoch", [])),
+            "device": ", ".join(sorted({str(d) for d in frame["device"] if d})),
         }
         if "study" in frame:
             row["study"] = frame["study"].iloc[0]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,7 @@ class RunInfoWriter(Callback):
                 "trainable_params": sum(p.numel() for p in parameters if p.requires_grad),
                 "max_epochs": trainer.max_epochs,
                 "world_size": trainer.world_size,
+                "device": describe_device(pl_module.device),
                 **dataset_info(trainer.datamodule),
             }
         )
@@ -167,6 +170,19 @@ class RunInfoWriter(Callback):
             if isinstance(v, torch.Tensor) and v.numel() == 1 and "/" not in k
         }
         self._save(trainer)
+
+
+def describe_device(device: torch.device) -> str:
+    """What a run's timings were measured on: the GPU's name, or the CPU's model and core count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpu = platform.processor() or device.type
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{cpu} ({os.cpu_count()} cores)"
 
 
 def _images(batch: Any) -> torch.Tensor:
