@@ -3,7 +3,8 @@
 Variants of ``configs/eurosat_resnet18_fast.yaml``, same seed and split, one after another on this
 machine, each ``imgcls fit`` then ``imgcls test --ckpt_path best`` (no test-time augmentation):
 
-- ``previous``: the recipe before the switches: 25 epochs, no weight average, full size throughout;
+- ``previous``: the recipe before the switches: 25 epochs, batch 128, shifts of up to 6 px besides the
+  flips and quarter turns, no weight average, full size throughout;
 - ``plain``: the recipe's length (15 epochs) with both switches off;
 - ``ema``: + the exponential moving average of the weights (``ema.decay``), batch norm recomputed;
 - ``resize``: + progressive resizing (``progressive_resizing.start_scale``) alone;
@@ -33,7 +34,12 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "configs" / "eurosat_resnet18_fast.yaml"
 OFF = ["--ema.decay=null", "--progressive_resizing.start_scale=null"]
 VARIANTS = {
-    "previous": ["--trainer.max_epochs=25", *OFF],
+    "previous": [
+        "--trainer.max_epochs=25",
+        "--data.init_args.batch_size=128",
+        "--data.init_args.max_translate_px=6",
+        *OFF,
+    ],
     "plain": OFF,
     "ema": ["--progressive_resizing.start_scale=null"],
     "resize": ["--ema.decay=null"],

@@ -1,0 +1,55 @@
+"""The recipe benchmarks run end to end on the fixture data (their figures are not asserted: timings and
+accuracies of a few batches say nothing)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def run_benchmark(module: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_bench_recipes_compares_the_switches(fixture_roots: dict[str, Path], tmp_path: Path) -> None:
+    out = run_benchmark(
+        "benchmarks.bench_recipes",
+        f"--root={fixture_roots['eurosat']}",
+        "--variants=previous,ema+resize",
+        "--workers=0",
+        f"--runs-dir={tmp_path}",
+        "--",
+        "--model.backbone=test_resnet",
+        "--trainer.max_epochs=3",
+        "--trainer.limit_train_batches=2",
+        "--progressive_resizing.full_size_epoch=2",
+        "--data.init_args.batch_size=8",
+    )
+    assert "previous    test acc" in out and "ema+resize  fit time" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "eurosat_recipe_ema_resize",
+        "eurosat_recipe_previous",
+    ]
+
+
+def test_bench_defaults_transfer_runs_both_sides(fixture_roots: dict[str, Path]) -> None:
+    out = run_benchmark(
+        "benchmarks.bench_defaults_transfer",
+        "--dataset=fashion_mnist",
+        f"--root={fixture_roots['fashion_mnist'] / 'FashionMNIST' / 'raw'}",
+        "--epochs=1",
+        "--batch-size=16",
+        "--workers=0",
+    )
+    assert "test accuracy: plain" in out and "wall time ratio imgcls/plain" in out
