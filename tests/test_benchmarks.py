@@ -48,8 +48,8 @@ def test_bench_defaults_transfer_runs_both_sides(fixture_roots: dict[str, Path])
         "benchmarks.bench_defaults_transfer",
         "--dataset=fashion_mnist",
         f"--root={fixture_roots['fashion_mnist'] / 'FashionMNIST' / 'raw'}",
-        "--epochs=1",
-        "--batch-size=16",
+        "--epochs=2",  # one-cycle needs a few steps per phase
+        "--batch-size=4",
         "--workers=0",
     )
     assert "test accuracy: plain" in out and "wall time ratio imgcls/plain" in out
