@@ -73,7 +73,9 @@ section transfer "EuroSAT transfer protocol: 2,000 images, 224 px, 3 epochs" <<'
 The seed study's protocol (200 images per class for train+val split 70/30, 200 per class for test; SGD
 momentum lr 1e-4, head x10; batch 10; 3 epochs) without ImageNet weights, which cannot be downloaded
 here; and ResNet-18 from scratch against ResNet-18 starting from the CIFAR-10 checkpoint of the
-CIFAR-10 section (what pre-training in imgcls buys):
+CIFAR-10 section (what pre-training in imgcls buys). The study's four models (the sweep) did not run in
+this round: on the 2-core CPU its ResNet-50 alone is a quarter of an hour, and the GPU lease ended
+first. The two ResNet-18 runs shared the CPU with a test-suite run, so their times are not quiet:
 
 ```bash
 imgcls sweep --config configs/sweeps/eurosat_transfer.yaml
