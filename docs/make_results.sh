@@ -89,7 +89,7 @@ section cifar10 "CIFAR-10 from scratch at 32 px" <<'EOF'
 The comparison's grid (ResNet-18, MobileNet-V2 x0.5, ShuffleNet-V2 x0.5 x SGD, SGD momentum, Adam) ran
 **one epoch per run** here (the study ran 50), with `acc_per_gflop` the test accuracy per GFLOP; and
 ResNet-18 with the defaults recipe (`configs/base/recipe.yaml`: AdamW one-cycle, label smoothing,
-weight average) for 8 epochs:
+weight average) for 8 epochs and again for 4:
 
 ```bash
 imgcls sweep --config configs/sweeps/cifar10_study.yaml -- --trainer.max_epochs 1
@@ -97,6 +97,7 @@ imgcls fit  --config configs/base/recipe.yaml --data configs/base/data/cifar10_6
     --data.init_args.image_size 32 --trainer.max_epochs 8 --experiment cifar10_resnet18_recipe
 imgcls test --config configs/base/recipe.yaml --data configs/base/data/cifar10_64.yaml \
     --data.init_args.image_size 32 --experiment cifar10_resnet18_recipe --ckpt_path best
+# the same with --trainer.max_epochs 4 --experiment cifar10_resnet18_recipe_4ep
 ```
 EOF
 
