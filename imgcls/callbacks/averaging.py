@@ -33,11 +33,15 @@ def ema_with_warmup(decay: float):
 
     @torch.no_grad()
     def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
-        step_decay = min(decay, (1.0 + float(num_averaged)) / (10.0 + float(num_averaged)))
-        if averaged[0].is_floating_point():
-            torch._foreach_lerp_(averaged, current, 1.0 - step_decay)
-        else:  # integer buffers such as num_batches_tracked: the newest value
+        if not averaged[
+            0
+        ].is_floating_point():  # integer buffers such as num_batches_tracked: the newest value
             torch._foreach_copy_(averaged, current)
+            return
+        # the decay stays a tensor on the weights' device: a Python number would wait for the GPU every step
+        steps = num_averaged.to(averaged[0].dtype)
+        weight = 1.0 - torch.clamp((1.0 + steps) / (10.0 + steps), max=decay)
+        torch._foreach_lerp_(averaged, current, [weight] * len(averaged))
 
     return update
 
