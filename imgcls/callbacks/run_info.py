@@ -112,7 +112,7 @@ class RunInfoWriter(Callback):
         dataloader_idx: int = 0,
     ) -> None:
         # validation sees full-size images; progressive resizing trains the first epochs on smaller ones
-        if self.info.get("input_size") != list(_images(batch).shape[1:]):
+        if trainer.is_global_zero and self.info.get("input_size") != list(_images(batch).shape[1:]):
             self._count_gflops(trainer, pl_module, batch)
 
     def _count_gflops(self, trainer: Trainer, pl_module: LightningModule, batch: Any) -> None:
