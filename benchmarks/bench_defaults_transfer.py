@@ -1,15 +1,20 @@
 """Benchmark 4: do imgcls's defaults transfer? ResNet-18 from scratch at 64 px on an untuned dataset.
 
-Two sides, same budget (epochs, batch size, image size, seed), one after the other on this machine:
+Two sides, same budget (the same training and test images, epochs, batch size, image size, seed),
+one after the other on this machine:
 
-- plain: the loop a competent user writes for the check, and nothing of imgcls: the whole training
-  set as one uint8 tensor on the device, random 4 px shifts (padding) and horizontal flips, torchvision
-  ``resnet18`` with a stem for the data's channels, AdamW with one-cycle stepped per batch, label
-  smoothing 0.1, channels_last and bf16 autocast on a GPU; trains on all training images, scores the
-  final weights on the official test set.
+- plain: the loop a competent user writes for the check, and nothing of imgcls's training code: the
+  training images as one uint8 tensor on the device, random shifts of up to 1/8 of the side (padding)
+  and horizontal flips, torchvision ``resnet18`` with a stem for the data's channels, AdamW with
+  one-cycle stepped per batch, label smoothing 0.1, channels_last and bf16 autocast on a GPU; scores
+  the final weights on the test set. It picks its images with imgcls's pure index functions
+  (``imgcls.data.splits``), so it trains on exactly the images imgcls trains on: the training pool less
+  the 10% of each class imgcls holds out for validation.
 - imgcls: ``imgcls fit --config configs/base/recipe.yaml --data configs/base/data/<dataset>_64.yaml``
-  with only the run length set (and loader workers), then ``imgcls test --ckpt_path best``; it holds
-  out 10% of the training images for validation, so it trains on less.
+  with only the run length set (and loader workers), then ``imgcls test --ckpt_path best``.
+
+``--max-per-class N`` caps the training pool and the test set at N images per class on both sides, for
+a check that fits a CPU's time.
 
     python -m benchmarks.bench_defaults_transfer --dataset fashion_mnist --root ../shared/data/fashion_mnist/raw
     python -m benchmarks.bench_defaults_transfer --dataset cifar10 --root ../shared/data/cifar10
@@ -39,29 +44,53 @@ DATA_PIECES = {
 }
 
 
-def load_arrays(dataset: str, root: Path) -> tuple[np.ndarray, ...]:
-    """(train images NCHW uint8, train labels, test images, test labels) at their native size."""
-    if dataset in ("fashion_mnist", "mnist"):
+def load_split(args: argparse.Namespace) -> tuple[np.ndarray, ...]:
+    """(train images NCHW uint8, train labels, test images, test labels) at their native size.
+
+    The images imgcls trains and tests on, chosen by imgcls's own pure index functions with the same
+    seed: the training pool capped at ``--max-per-class`` per class, less the ``--val-fraction`` of
+    each class imgcls holds out for validation, and the official test set under the same cap.
+    """
+    from imgcls.data.splits import cap_per_class, stratified_split
+
+    root = Path(args.root)
+    if args.dataset in ("fashion_mnist", "mnist"):
         from imgcls.data.mnist import read_idx
 
         def idx(name: str) -> np.ndarray:
             plain = root / name
             return read_idx(plain if plain.exists() else plain.with_name(name + ".gz"))
 
-        return (
-            idx("train-images-idx3-ubyte")[:, None],
-            idx("train-labels-idx1-ubyte"),
-            idx("t10k-images-idx3-ubyte")[:, None],
-            idx("t10k-labels-idx1-ubyte"),
-        )
-    from torchvision.datasets import ImageFolder
+        pools = {
+            "train": (idx("train-images-idx3-ubyte")[:, None], idx("train-labels-idx1-ubyte")),
+            "test": (idx("t10k-images-idx3-ubyte")[:, None], idx("t10k-labels-idx1-ubyte")),
+        }
 
-    def folder(split: str) -> tuple[np.ndarray, np.ndarray]:
-        images = ImageFolder(str(root / split))
-        pixels = np.stack([np.asarray(images.loader(path).convert("RGB")) for path, _ in images.samples])
-        return pixels.transpose(0, 3, 1, 2).copy(), np.asarray(images.targets)
+        def take(split: str, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            images, labels = pools[split]
+            return images[chosen], labels[chosen]
 
-    return (*folder("train"), *folder("test"))
+        targets = {split: np.asarray(labels) for split, (_, labels) in pools.items()}
+    else:
+        from torchvision.datasets import ImageFolder
+
+        folders = {split: ImageFolder(str(root / split)) for split in ("train", "test")}
+        targets = {split: np.asarray(folder.targets) for split, folder in folders.items()}
+
+        def take(split: str, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            folder = folders[split]
+            pixels = np.stack(
+                [np.asarray(folder.loader(folder.samples[i][0]).convert("RGB")) for i in chosen]
+            )
+            return pixels.transpose(0, 3, 1, 2).copy(), targets[split][chosen]
+
+    everything = np.arange(len(targets["train"]))
+    trainval = cap_per_class(everything, targets["train"], args.max_per_class, args.split_seed)
+    train, _ = stratified_split(trainval, targets["train"], args.val_fraction, args.split_seed, purpose=2)
+    test = cap_per_class(
+        np.arange(len(targets["test"])), targets["test"], args.max_per_class, args.split_seed
+    )
+    return (*take("train", train), *take("test", test))
 
 
 def run_plain(args: argparse.Namespace) -> dict:
@@ -73,9 +102,7 @@ def run_plain(args: argparse.Namespace) -> dict:
     start = time.perf_counter()
     torch.manual_seed(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    train_x, train_y, test_x, test_y = (
-        torch.from_numpy(a) for a in load_arrays(args.dataset, Path(args.root))
-    )
+    train_x, train_y, test_x, test_y = (torch.from_numpy(a) for a in load_split(args))
     train_x, train_y = train_x.to(device), train_y.long().to(device)
     channels = train_x.shape[1]
     mean = train_x[:5000].float().mean(dim=(0, 2, 3), keepdim=True) / 255
@@ -121,13 +148,21 @@ def run_plain(args: argparse.Namespace) -> dict:
         for first in range(0, len(test_x), 512):
             x = test_x[first : first + 512].to(device)
             correct += (model(prepare(x, False)).argmax(1).cpu() == test_y[first : first + 512]).sum().item()
-    return {"test_acc": correct / len(test_x), "wall_s": time.perf_counter() - start, "device": str(device)}
+    return {
+        "test_acc": correct / len(test_x),
+        "wall_s": time.perf_counter() - start,
+        "device": str(device),
+        "train_images": len(train_x),
+        "test_images": len(test_x),
+    }
 
 
 def run_imgcls(args: argparse.Namespace) -> dict:
     from imgcls.cli import main as imgcls_main
 
     start = time.perf_counter()
+    # a capped check is not the whole dataset's: its run folder says so
+    experiment = f"defaults_{args.dataset}" + (f"_max{args.max_per_class}" if args.max_per_class else "")
     with tempfile.TemporaryDirectory() as tmp:
         common = [
             "--config",
@@ -138,18 +173,25 @@ def run_imgcls(args: argparse.Namespace) -> dict:
             f"--data.init_args.num_workers={args.workers}",
             f"--data.init_args.cache_dir={args.cache_dir or Path(tmp) / 'cache'}",
             f"--runs_dir={args.runs_dir or tmp}",
-            f"--experiment=defaults_{args.dataset}",
+            f"--experiment={experiment}",
             f"--seed_everything={args.seed}",
             f"--trainer.max_epochs={args.epochs}",
+            f"--data.init_args.val_fraction={args.val_fraction}",
+            f"--data.init_args.seed={args.split_seed}",
         ]
+        if args.max_per_class is not None:
+            common.append(f"--data.init_args.max_per_class={args.max_per_class}")
         imgcls_main(["fit", *common])
         imgcls_main(["test", *common, "--ckpt_path=best"])
-        runs = sorted(Path(args.runs_dir or tmp).glob(f"defaults_{args.dataset}/version_*/metrics.json"))
+        runs = sorted(Path(args.runs_dir or tmp).glob(f"{experiment}/version_*/metrics.json"))
         metrics = json.loads(runs[-1].read_text())
+        sizes = json.loads((runs[-1].parent / "run_info.json").read_text())["split_sizes"]
     return {
         "test_acc": metrics["test_acc"],
         "wall_s": time.perf_counter() - start,
         "run": str(runs[-1].parent),
+        "train_images": sizes["train"],
+        "test_images": sizes["test"],
     }
 
 
@@ -163,7 +205,20 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the plain loop")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="training seed of both sides")
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of the split both sides train on")
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="share of each class imgcls holds out (neither side trains on it)",
+    )
+    parser.add_argument(
+        "--max-per-class",
+        type=int,
+        default=None,
+        help="cap the training pool and the test set per class (CPU budgets)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="imgcls loader workers")
     parser.add_argument("--cache-dir", default=None, help="imgcls cache folder (default: a fresh one)")
     parser.add_argument("--runs-dir", default=None, help="keep the imgcls run folder here")
@@ -186,6 +241,10 @@ def main() -> None:
         f"  test accuracy: plain {plain['test_acc']:.4f}, imgcls {ours['test_acc']:.4f} "
         f"({100 * (ours['test_acc'] - plain['test_acc']):+.2f} points); "
         f"wall time ratio imgcls/plain {ours['wall_s'] / plain['wall_s']:.2f}x"
+    )
+    print(
+        f"  images: plain trained on {plain['train_images']:,} and tested on {plain['test_images']:,}, "
+        f"imgcls {ours['train_images']:,} and {ours['test_images']:,}"
     )
 
 

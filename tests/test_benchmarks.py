@@ -51,5 +51,8 @@ def test_bench_defaults_transfer_runs_both_sides(fixture_roots: dict[str, Path])
         "--epochs=2",  # one-cycle needs a few steps per phase
         "--batch-size=4",
         "--workers=0",
+        "--max-per-class=5",
     )
     assert "test accuracy: plain" in out and "wall time ratio imgcls/plain" in out
+    # the same images on both sides: 5 per class, less the 1 per class imgcls validates on
+    assert "plain trained on 40 and tested on 20, imgcls 40 and 20" in out
