@@ -275,3 +275,16 @@ def predict_filename(test_time_augmentation: str = "none", filename: str = PREDI
         return filename
     path = Path(filename)
     return path.with_stem(f"{path.stem}-tta-{test_time_augmentation}").name
+
+
+# leaf folders that name a layout, not a dataset (``fashion_mnist/raw``, torchvision's ``MNIST/raw``)
+LAYOUT_FOLDERS = {"raw", "processed", "images", "data"}
+
+
+def dataset_name(root: str | Path) -> str:
+    """The dataset's name from its folder: the innermost folder that is not a layout folder."""
+    path = Path(str(root))
+    for folder in (path, *path.parents):
+        if folder.name and folder.name.lower() not in LAYOUT_FOLDERS:
+            return folder.name
+    return path.name

@@ -15,6 +15,7 @@ import torch
 
 from imgcls.callbacks.reports import TopKPredictions, prediction_rows
 from imgcls.cli import main
+from imgcls.runs import dataset_name
 from tests.conftest import REPO
 from tests.fixtures import folders
 
@@ -131,6 +132,19 @@ def test_predict_writes_top_k_csv_for_a_folder_of_images(run: Path) -> None:
     assert predictions["sample"].str.contains("image_").all()
     assert (predictions["true"] == "").all()  # unlabeled images
     assert predictions["top1_prob"].between(0, 1).all()
+
+
+@pytest.mark.parametrize(
+    ("root", "name"),
+    [
+        ("../shared/data/eurosat_rgb", "eurosat_rgb"),
+        ("../shared/data/fashion_mnist/raw", "fashion_mnist"),
+        ("/data/FashionMNIST/raw", "FashionMNIST"),
+        ("/data/intel/images", "intel"),
+    ],
+)
+def test_dataset_name_skips_layout_folders(root: str, name: str) -> None:
+    assert dataset_name(root) == name
 
 
 def test_fit_records_run_info(run: Path) -> None:

@@ -25,12 +25,14 @@ from imgcls.runs import (
     EVENTS_GLOB,
     EXAMPLES_FIGURE,
     HPARAMS,
+    LAYOUT_FOLDERS,
     METRICS_CSV,
     PREDICT_CSV,
     PREDICTIONS,
     RUN_INFO,
     RUN_MARKERS,
     TEST_METRICS,
+    dataset_name,
     is_run_dir,
     version_dirs,
 )
@@ -177,10 +179,12 @@ class Run:
     @property
     def dataset(self) -> str:
         """A short dataset name: the recorded one, else the data folder's name."""
-        if self.info.get("dataset"):
-            return str(self.info["dataset"])
-        root = self.data_args.get("root")
-        return Path(str(root)).name if root else "unknown"
+        recorded = self.info.get("dataset")
+        root = self.info.get("data_root") or self.data_args.get("root")
+        # runs before the layout folders were skipped recorded "raw" for fashion_mnist/raw
+        if root and (not recorded or str(recorded).lower() in LAYOUT_FOLDERS):
+            return dataset_name(root)
+        return str(recorded) if recorded else "unknown"
 
     @property
     def dataset_signature(self) -> tuple[Any, ...]:

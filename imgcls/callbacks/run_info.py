@@ -29,7 +29,7 @@ def dataset_info(datamodule: Any) -> dict[str, Any]:
     root = getattr(datamodule, "root", None)
     info: dict[str, Any] = {
         "datamodule": name,
-        "dataset": Path(str(root)).name if root else name.removesuffix("DataModule"),
+        "dataset": runs.dataset_name(root) if root else name.removesuffix("DataModule"),
         "data_root": str(Path(str(root)).resolve()) if root else None,
     }
     if hasattr(datamodule, "split_targets"):
