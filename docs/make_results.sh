@@ -94,8 +94,9 @@ imgcls test --config configs/eurosat_resnet18_fast.yaml --model.backbone torchvi
 `multiple: 32` (32 px for epochs 0-4, 64 px from epoch 5), chosen from a grid of 5-epoch runs at 32 px (a
 proxy for the 15-epoch run: batch 64 or 128, SGD 0.05 / 0.1 / 0.2, AdamW 2e-3, label smoothing 0 with
 weight decay 5e-5, flips alone; final validation accuracy 0.880-0.888 for SGD 0.1 / 0.2 and flips alone,
-about one standard error apart, 0.849-0.863 for SGD 0.05, AdamW and the weaker regularisation). It learned faster (validation 0.9523 at epoch 9 against 0.9365,
-0.9708 at the last epoch against 0.9638; train accuracy 0.985 against 0.959) but tested the same, 0.9620:
+about one standard error apart, 0.849-0.863 for SGD 0.05, AdamW and the weaker regularisation). It
+learned faster (validation 0.9523 at epoch 9 against 0.9365, 0.9708 at the last epoch against 0.9638;
+train accuracy 0.985 against 0.959) but tested the same, 0.9620:
 its 64 px epochs took 172-208 s against 152-166 s in the earlier runs at the same batch, with nothing
 else running (load average 2.0), so the machine ran slower that hour and its fit time does not compare:
 
@@ -182,7 +183,8 @@ python -m benchmarks.bench_defaults_transfer --dataset mnist --root ../shared/da
     --max-per-class 1000 --runs-dir RUNS_ROOT/defaults
 python -m benchmarks.bench_defaults_transfer --dataset cifar10 --root ../shared/data/cifar10 \
     --max-per-class 1000 --runs-dir RUNS_ROOT/defaults
-# the _timm rows: the first and last commands at commit 2b19d84 (recipe.yaml's backbone then: resnet18)
+# the _timm rows: the first and last commands at commit 2b19d84 (recipe.yaml's backbone then: resnet18),
+# their folders renamed from defaults_<dataset>_max1000 to defaults_<dataset>_max1000_timm afterwards
 imgcls fit --config configs/base/recipe.yaml --data configs/base/data/cifar10_64.yaml \
     --data.init_args.max_per_class 1000 --trainer.max_epochs 5 --model.backbone resnet18 --ema.decay null \
     --experiment defaults_cifar10_max1000_noema
