@@ -316,6 +316,38 @@ def test_leaky_relu_activation_override() -> None:
     assert nn.LeakyReLU in kinds and nn.ReLU not in kinds
 
 
+@pytest.mark.parametrize(
+    ("name", "last_stage"),
+    [("resnet18", "layer4"), ("torchvision/resnet18", "layer4"), ("torchvision/shufflenet_v2_x0_5", "conv5")],
+)
+def test_dropping_the_stem_pool_doubles_the_feature_maps(name: str, last_stage: str) -> None:
+    sides = {}
+    for stem_pool in (True, False):
+        backbone, _ = create_backbone(name, stem_pool=stem_pool)
+        stage = backbone.get_submodule(last_stage)
+        stage.register_forward_hook(
+            lambda module, args, out, key=stem_pool: sides.__setitem__(key, out.shape[-1])
+        )
+        with torch.no_grad():
+            backbone.eval()(torch.randn(1, 3, 64, 64))
+    assert (sides[True], sides[False]) == (2, 4)
+
+
+def test_classifier_without_stem_pool_reloads_as_saved(tmp_path: Path) -> None:
+    model = ImageClassifier(backbone="resnet18", num_classes=3, stem_pool=False)
+    assert isinstance(model.backbone.maxpool, nn.Identity)
+    trainer = bare_trainer(tmp_path, max_epochs=0)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    reloaded = ImageClassifier.load_from_checkpoint(tmp_path / "model.ckpt")
+    assert isinstance(reloaded.backbone.maxpool, nn.Identity)
+
+
+def test_stem_pool_on_a_backbone_without_one_names_the_fix() -> None:
+    with pytest.raises(ConfigError, match=r"vgg11 has none; leave model\.stem_pool at true"):
+        create_backbone("torchvision/vgg11", stem_pool=False)
+
+
 def test_dihedral_views_are_the_eight_flips_and_quarter_turns() -> None:
     images = torch.arange(2 * 3 * 3, dtype=torch.float32).reshape(2, 1, 3, 3)
     views = tta_views(images, "dihedral")

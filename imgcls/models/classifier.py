@@ -65,6 +65,8 @@ class ImageClassifier(LightningModule):
             weights file (state dict, timm/torchvision checkpoint, imgcls ``.ckpt``).
         backbone_kwargs: extra builder arguments (``{"width_mult": 0.5}`` for torchvision MobileNet-V2).
         activation: replace every ReLU of the backbone (``leaky_relu``).
+        stem_pool: false drops the max-pool after the first convolution of ResNet and ShuffleNet
+            backbones (feature maps of twice the side for small images, about 4x the compute).
         head_hidden: widths of hidden layers of an MLP head; empty for a linear head.
         head_activation: activation between MLP head layers.
         head_dropout: dropout of the head.
@@ -99,6 +101,7 @@ class ImageClassifier(LightningModule):
         pretrained: bool | str = False,
         backbone_kwargs: dict[str, Any] | None = None,
         activation: str | None = None,
+        stem_pool: bool = True,
         head_hidden: list[int] | None = None,
         head_activation: str = "relu",
         head_dropout: float = 0.0,
@@ -139,6 +142,7 @@ class ImageClassifier(LightningModule):
             pretrained=bool(pretrained) and not from_file,
             in_chans=in_chans,
             activation=activation,
+            stem_pool=stem_pool,
             **(backbone_kwargs or {}),
         )
         if from_file:
