@@ -72,11 +72,20 @@ class Sweep:
     test: str | None = "best"
     extra_args: list[str] = field(default_factory=list)
     search: dict[str, Any] | None = None
+    runs_dir_given: bool = False  # by `-- --runs_dir`, which the job array's tasks must get too
 
     @property
     def folder(self) -> Path:
         """``<runs_dir>/<name>``: the runs, their logs and the comparison."""
         return self.runs_dir / self.name
+
+    @property
+    def task_args(self) -> list[str]:
+        """The arguments after ``--`` that a job array's task needs to rebuild this sweep."""
+        return [
+            *self.extra_args,
+            *(["--runs_dir", str(self.runs_dir.resolve())] if self.runs_dir_given else []),
+        ]
 
     @property
     def seed_axes(self) -> list[str]:
@@ -134,17 +143,41 @@ def load_sweep(path: str | Path, extra_args: list[str] | None = None) -> Sweep:
     for config in config_paths:
         if not config.is_file():
             raise ConfigError(f"sweep file {path}: base config {config} does not exist")
+    runs_dir, extra_args = _take_runs_dir(list(extra_args or []))
     return Sweep(
         path=path,
         name=str(spec.get("name") or path.stem),
-        runs_dir=Path(spec.get("runs_dir") or "runs"),
+        runs_dir=Path(runs_dir or spec.get("runs_dir") or "runs"),
         configs=config_paths,
         fixed={key: _piece_or_value(base, value) for key, value in fixed.items()},
         axes={key: [_piece_or_value(base, v) for v in values] for key, values in axes.items()},
         test=test,
-        extra_args=list(extra_args or []),
+        extra_args=extra_args,
         search=search,
+        runs_dir_given=runs_dir is not None,
     )
+
+
+def _take_runs_dir(extra_args: list[str]) -> tuple[str | None, list[str]]:
+    """The ``--runs_dir`` among the arguments for every run (it moves the whole sweep: the runs, their
+    logs and the comparison) and the other arguments; ``--experiment`` is refused, since the sweep
+    names each run after its values."""
+    runs_dir, rest = None, []
+    arguments = iter(extra_args)
+    for arg in arguments:
+        key, _, value = arg.partition("=")
+        if key == "--experiment":
+            raise ConfigError(
+                "`imgcls sweep ... -- --experiment NAME`: the sweep names each run after its values; drop "
+                "--experiment and set `name:` in the sweep file for the sweep's folder"
+            )
+        if key != "--runs_dir":
+            rest.append(arg)
+            continue
+        runs_dir = value or next(arguments, None)
+        if not runs_dir:
+            raise ConfigError("`imgcls sweep ... -- --runs_dir` needs a folder: -- --runs_dir /scratch/runs")
+    return runs_dir, rest
 
 
 def _resolve(base: Path, name: str) -> Path:
@@ -505,7 +538,7 @@ def submit(sweep: Sweep, count: int, parallel: int | None, sbatch_args: list[str
         *sbatch_args,
         str(ARRAY_TEMPLATE),
         str(sweep.path),
-        *sweep.extra_args,
+        *sweep.task_args,
     ]
     print("$ " + shlex.join(command), flush=True)
     # the array's tasks run this interpreter (the template's default is .venv/bin/python)
@@ -516,9 +549,11 @@ def submit(sweep: Sweep, count: int, parallel: int | None, sbatch_args: list[str
             f"sbatch refused the sweep's job array: {result.stderr.strip() or result.stdout.strip()}"
         )
     job = result.stdout.strip().split(";")[0]
+    dashes = ["--", *sweep.task_args] if sweep.task_args else []
     print(f"imgcls: submitted job array {job} ({count} runs); logs in {logs}", flush=True)
     print(
-        f"imgcls: when it ends, `imgcls sweep --config {sweep.path} --report` writes the comparison",
+        f"imgcls: when it ends, `{shlex.join(['imgcls', 'sweep', '--config', str(sweep.path), '--report', *dashes])}` "
+        "writes the comparison",
         flush=True,
     )
     return job

@@ -115,6 +115,59 @@ def test_without_sbatch_the_sweep_says_how_to_run_here(
     assert "sbatch not found" in err and f"imgcls sweep --config {path} --parallel 2" in err
 
 
+@pytest.mark.parametrize("form", [["--runs_dir", "{moved}"], ["--runs_dir={moved}"]])
+def test_runs_dir_after_the_dashes_moves_the_whole_sweep(tmp_path: Path, form: list[str]) -> None:
+    moved = tmp_path / "moved"
+    extra = [arg.format(moved=moved) for arg in form]
+    sweep = load_sweep(
+        write_sweep(tmp_path, axes={"seed_everything": [0, 1]}), [*extra, "--trainer.max_epochs=1"]
+    )
+    assert sweep.folder == moved / "study"
+    for run in expand(sweep):
+        assert run.args.count("--runs_dir") == 1
+        assert run.args[-4:-2] == ["--runs_dir", str(moved / "study")]
+    assert sweep.task_args == ["--trainer.max_epochs=1", "--runs_dir", str(moved.resolve())]
+
+
+def test_a_job_array_gets_the_moved_runs_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sbatch = tmp_path / "sbatch"
+    sbatch.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path / "argv"}\necho 42\n')
+    sbatch.chmod(0o755)
+    monkeypatch.setenv("SBATCH", str(sbatch))
+    path = write_sweep(tmp_path, axes={"seed_everything": [0, 1]})
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "sweep",
+                "--config",
+                str(path),
+                "--slurm",
+                "--no-check",
+                "--",
+                "--runs_dir",
+                str(tmp_path / "moved"),
+            ]
+        )
+    assert exit_info.value.code == 0
+    argv = (tmp_path / "argv").read_text().splitlines()
+    assert argv[-3:] == [str(path), "--runs_dir", str(tmp_path / "moved")]
+    assert (tmp_path / "moved" / "study" / "logs").is_dir() and not (tmp_path / "runs").exists()
+    out = capsys.readouterr().out
+    assert "submitted job array 42 (2 runs)" in out
+    assert f"--report -- --runs_dir {tmp_path / 'moved'}` writes the comparison" in out
+
+
+def test_experiment_after_the_dashes_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = write_sweep(tmp_path, axes={"seed_everything": [0, 1]})
+    with pytest.raises(SystemExit):
+        main(["sweep", "--config", str(path), "--", "--experiment", "mine"])
+    err = capsys.readouterr().err
+    assert "the sweep names each run after its values; drop --experiment" in err
+    assert not (tmp_path / "runs").exists()
+
+
 def sweep_process(path: Path, *args: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "imgcls.cli", "sweep", "--config", str(path), *args]
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
