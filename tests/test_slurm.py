@@ -280,6 +280,9 @@ def test_a_sweep_runs_as_a_job_array(eurosat_root: Path, tmp_path: Path) -> None
             "--no-check",
             "--sbatch",
             json.dumps(ON_THIS_CLUSTER),
+            "--",
+            "--runs_dir",
+            str(tmp_path / "moved"),  # the tasks must get it too
         ],
         cwd=REPO,
         capture_output=True,
@@ -292,7 +295,8 @@ def test_a_sweep_runs_as_a_job_array(eurosat_root: Path, tmp_path: Path) -> None
     assert [r["JobState"] for r in records] == ["COMPLETED", "COMPLETED"], [
         output_of(r)[-2000:] for r in records
     ]
-    folder = tmp_path / "runs" / "study"
+    folder = tmp_path / "moved" / "study"
+    assert not (tmp_path / "runs").exists()
     for seed in (0, 1):
         run = folder / f"seed={seed}" / "version_0"
         info = json.loads((run / runs.RUN_INFO).read_text())
