@@ -110,6 +110,20 @@ def test_runs_are_found_and_read(seeds: list[Path]) -> None:
     assert curves["val_loss"].notna().all()
 
 
+def test_a_runs_folder_includes_the_runs_of_its_sweeps(tmp_path: Path) -> None:
+    def run(*parts: str) -> Path:
+        folder = tmp_path.joinpath(*parts, "version_0")
+        folder.mkdir(parents=True)
+        (folder / "config.yaml").write_text("seed_everything: 0\n")
+        return folder
+
+    single = run("resnet18_scratch")
+    swept = [run("eurosat_transfer", "model=googlenet"), run("eurosat_transfer", "model=resnet50")]
+    (tmp_path / "eurosat_transfer" / "logs").mkdir()
+    (tmp_path / "eurosat_transfer" / "comparison").mkdir()
+    assert find_run_dirs(tmp_path) == [*swept, single]
+
+
 def test_compare_writes_tables_figures_and_seed_groups(seeds: list[Path], tmp_path: Path) -> None:
     written = write_comparison([seeds[0].parent], tmp_path, goal=0.85)
     for name in ("comparison.csv", "comparison.md", "groups.csv", "groups.md"):

@@ -41,6 +41,9 @@ from imgcls.runs import (
 def find_run_dirs(paths: list[str | Path] | tuple[str | Path, ...] | str | Path) -> list[Path]:
     """Expand run folders, experiment folders (their ``version_*``) and runs folders into run folders.
 
+    A runs folder's subfolders are experiments, or sweeps (``imgcls sweep``'s ``<runs_dir>/<name>``) whose
+    own subfolders are experiments.
+
     Raises:
         ConfigError: a path does not exist, or holds no run at all.
     """
@@ -62,8 +65,12 @@ def find_run_dirs(paths: list[str | Path] | tuple[str | Path, ...] | str | Path)
         else:
             runs = [p for p in version_dirs(path) if is_run_dir(p)]
             if not runs:
-                experiments = sorted(p for p in path.iterdir() if p.is_dir())
-                runs = [p for experiment in experiments for p in version_dirs(experiment) if is_run_dir(p)]
+                runs = [
+                    p
+                    for experiment in _experiment_dirs(path)
+                    for p in version_dirs(experiment)
+                    if is_run_dir(p)
+                ]
         if not runs:
             raise ConfigError(
                 f"{path} holds no runs: expected a run folder ({', '.join(RUN_MARKERS)}, checkpoints or "
@@ -71,6 +78,17 @@ def find_run_dirs(paths: list[str | Path] | tuple[str | Path, ...] | str | Path)
                 "pass the folder it printed."
             )
         found.extend(p for p in runs if p not in found)
+    return found
+
+
+def _experiment_dirs(runs_dir: Path) -> list[Path]:
+    """The experiment folders of a runs folder, those inside its sweep folders included."""
+    found = []
+    for child in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
+        if version_dirs(child):
+            found.append(child)
+        else:  # a sweep's folder: its runs, beside logs/ and comparison/
+            found.extend(p for p in sorted(child.iterdir()) if p.is_dir() and version_dirs(p))
     return found
 
 
