@@ -65,12 +65,7 @@ def find_run_dirs(paths: list[str | Path] | tuple[str | Path, ...] | str | Path)
         else:
             runs = [p for p in version_dirs(path) if is_run_dir(p)]
             if not runs:
-                runs = [
-                    p
-                    for experiment in _experiment_dirs(path)
-                    for p in version_dirs(experiment)
-                    if is_run_dir(p)
-                ]
+                runs = [p for p in _versions_below(path) if is_run_dir(p)]
         if not runs:
             raise ConfigError(
                 f"{path} holds no runs: expected a run folder ({', '.join(RUN_MARKERS)}, checkpoints or "
@@ -81,14 +76,14 @@ def find_run_dirs(paths: list[str | Path] | tuple[str | Path, ...] | str | Path)
     return found
 
 
-def _experiment_dirs(runs_dir: Path) -> list[Path]:
-    """The experiment folders of a runs folder, those inside its sweep folders included."""
+def _versions_below(runs_dir: Path) -> list[Path]:
+    """The ``version_N`` folders of a runs folder's experiments, those inside its sweeps included."""
     found = []
     for child in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
-        if version_dirs(child):
-            found.append(child)
-        else:  # a sweep's folder: its runs, beside logs/ and comparison/
-            found.extend(p for p in sorted(child.iterdir()) if p.is_dir() and version_dirs(p))
+        versions = version_dirs(child)
+        if not versions:  # a sweep's folder: its runs' folders beside logs/ and comparison/
+            versions = [v for run in sorted(child.iterdir()) if run.is_dir() for v in version_dirs(run)]
+        found.extend(versions)
     return found
 
 
