@@ -164,6 +164,15 @@ def test_runs_differing_in_more_than_seed_form_separate_groups(seeds: list[Path]
     assert group_runs(table)["runs"].tolist() == [2, 1]
 
 
+def test_runs_of_one_name_from_two_folders_are_told_apart_by_their_folders(
+    seeds: list[Path], tmp_path: Path
+) -> None:
+    first = copy_run(seeds[0], tmp_path / "gpu" / "b128" / "tiny" / "version_0")
+    second = copy_run(seeds[0], tmp_path / "gpu" / "b256" / "tiny" / "version_0")
+    table = compare_runs([first, second, seeds[1]])
+    assert table["run"].tolist() == ["b128/tiny/version_0", "b256/tiny/version_0", "tiny/version_1"]
+
+
 @pytest.mark.parametrize(
     ("ema", "own_group"), [({"decay": 0.998, "bn_batches": 16}, True), ({"decay": None}, False)]
 )

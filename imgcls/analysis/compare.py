@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -269,6 +270,20 @@ def check_comparable(runs: list[Run], allow_mixed: bool = False, skip_untested: 
     return runs
 
 
+def _distinct_names(names: list[str], paths: list[Path]) -> list[str]:
+    """``names`` (``experiment/version_N``), each one that several runs share made their path from the
+    folder the runs of that name have in common: ``p3/b256/eurosat_recipe/version_0`` rather than the
+    absolute path, so tables made on different machines read the same."""
+    distinct = []
+    for name, path in zip(names, paths, strict=True):
+        same = {p.resolve() for n, p in zip(names, paths, strict=True) if n == name}
+        if len(same) > 1:
+            base = Path(os.path.commonpath(same))
+            name = path.resolve().relative_to(base).as_posix()
+        distinct.append(name)
+    return distinct
+
+
 def _unless_damaged(read: Any, what: Any, skip: bool) -> Any:
     """``read(what)``; with ``skip``, None and a warning when a file of the run is damaged."""
     try:
@@ -319,11 +334,7 @@ def compare_runs(
     if not runs:
         raise DataError("every run has a damaged file (see the warnings above); nothing to compare")
     table = pd.DataFrame(rows).astype({"tested_epoch": "Int64"})
-    names = table["run"].tolist()
-    # runs of the same experiment name from different runs folders keep their full paths apart
-    table["run"] = [
-        name if names.count(name) == 1 else path for name, path in zip(names, table["path"], strict=True)
-    ]
+    table["run"] = _distinct_names(table["run"].tolist(), [run.path for run in runs])
     keys = [group_key(r) for r in runs]
     labels: dict[str, str] = {}
     for key, run in zip(keys, runs, strict=True):
