@@ -91,3 +91,19 @@ def test_config_fits_tests_and_predicts(config: Path, fixture_roots: dict[str, P
     main(["test", *common, "--ckpt_path=best", "--trainer.limit_test_batches=2"])
     assert (run / "metrics.json").is_file()
     main(["predict", *common, "--ckpt_path=last", "--trainer.limit_predict_batches=1"])
+
+
+def test_the_gpu_eurosat_config_is_the_fast_one_with_the_benchmarks_gpu_variant() -> None:
+    """benchmarks/bench_recipes.py measures configs/eurosat_resnet18_gpu.yaml as overrides of the fast
+    config: the two must not drift apart."""
+    from benchmarks.bench_recipes import VARIANTS
+
+    expected = yaml.safe_load((REPO / "configs" / "eurosat_resnet18_fast.yaml").read_text())
+    for option in VARIANTS["gpu"]:
+        key, value = option.removeprefix("--").split("=", 1)
+        *parents, last = key.split(".")
+        node = expected
+        for part in parents:
+            node = node[part]
+        node[last] = yaml.safe_load(value)
+    assert yaml.safe_load((REPO / "configs" / "eurosat_resnet18_gpu.yaml").read_text()) == expected
