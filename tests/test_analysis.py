@@ -173,6 +173,21 @@ def test_runs_of_one_name_from_two_folders_are_told_apart_by_their_folders(
     assert table["run"].tolist() == ["b128/tiny/version_0", "b256/tiny/version_0", "tiny/version_1"]
 
 
+def test_groups_of_one_experiment_name_are_numbered_among_themselves(
+    seeds: list[Path], tmp_path: Path
+) -> None:
+    def with_head(width: int, destination: Path) -> Path:
+        run = copy_run(seeds[0], destination)
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        config["model"]["head_hidden"] = [width]
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+        return run
+
+    runs = [seeds[0], with_head(8, tmp_path / "zeta" / "version_0")]
+    runs += [with_head(width, tmp_path / f"mlp{width}" / "tiny" / "version_0") for width in (16, 32)]
+    assert compare_runs(runs)["group"].tolist() == ["tiny", "zeta", "tiny (2)", "tiny (3)"]
+
+
 @pytest.mark.parametrize(
     ("ema", "own_group"), [({"decay": 0.998, "bn_batches": 16}, True), ({"decay": None}, False)]
 )

@@ -341,8 +341,8 @@ def compare_runs(
         if key not in labels:
             experiments = {r.path.parent.name for r, k in zip(runs, keys, strict=True) if k == key}
             label = _common_name(experiments) or str(run.backbone)
-            taken = set(labels.values())
-            labels[key] = label if label not in taken else f"{label} ({len(taken) + 1})"
+            same = sum(taken == label or taken.startswith(f"{label} (") for taken in labels.values())
+            labels[key] = f"{label} ({same + 1})" if same else label
     table.insert(1, "group", [labels[k] for k in keys])
     return table
 
