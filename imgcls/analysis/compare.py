@@ -271,9 +271,9 @@ def check_comparable(runs: list[Run], allow_mixed: bool = False, skip_untested: 
 
 
 def _distinct_names(names: list[str], paths: list[Path]) -> list[str]:
-    """``names`` (``experiment/version_N``), each one that several runs share made their path from the
-    folder the runs of that name have in common: ``p3/b256/eurosat_recipe/version_0`` rather than the
-    absolute path, so tables made on different machines read the same."""
+    """``names`` (``experiment/version_N``), where several runs share one, replaced by each run's path
+    from the folder those runs have in common: ``b256/eurosat_recipe/version_0`` rather than an absolute
+    path, so a table reads the same on every machine."""
     distinct = []
     for name, path in zip(names, paths, strict=True):
         same = {p.resolve() for n, p in zip(names, paths, strict=True) if n == name}
