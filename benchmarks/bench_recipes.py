@@ -49,7 +49,7 @@ VARIANTS = {
     "ema": ["--progressive_resizing.start_scale=null"],
     "resize": ["--ema.decay=null"],
     "ema+resize": [],
-    # candidates that keep more resolution inside the network, about 4x (stem) and 16x (stem+128px)
+    # candidates that keep more resolution inside the network, about 4x (stem) and 15x (stem+128px)
     # the compute per image: cheap on a GPU, where a 64 px ResNet-18 step is bound by its overheads
     "stem": [NO_STEM_POOL],
     "stem+b128": [NO_STEM_POOL, "--data.init_args.batch_size=128"],

@@ -274,14 +274,15 @@ def _distinct_names(names: list[str], paths: list[Path]) -> list[str]:
     """``names`` (``experiment/version_N``), where several runs share one, replaced by each run's path
     from the folder those runs have in common: ``b256/eurosat_recipe/version_0`` rather than an absolute
     path, so a table reads the same on every machine."""
-    distinct = []
-    for name, path in zip(names, paths, strict=True):
-        same = {p.resolve() for n, p in zip(names, paths, strict=True) if n == name}
-        if len(same) > 1:
-            base = Path(os.path.commonpath(same))
-            name = path.resolve().relative_to(base).as_posix()
-        distinct.append(name)
-    return distinct
+    resolved = [path.resolve() for path in paths]
+    sharing: dict[str, set[Path]] = {}
+    for name, path in zip(names, resolved, strict=True):
+        sharing.setdefault(name, set()).add(path)
+    bases = {name: Path(os.path.commonpath(same)) for name, same in sharing.items() if len(same) > 1}
+    return [
+        path.relative_to(bases[name]).as_posix() if name in bases else name
+        for name, path in zip(names, resolved, strict=True)
+    ]
 
 
 def _unless_damaged(read: Any, what: Any, skip: bool) -> Any:
@@ -337,12 +338,13 @@ def compare_runs(
     table["run"] = _distinct_names(table["run"].tolist(), [run.path for run in runs])
     keys = [group_key(r) for r in runs]
     labels: dict[str, str] = {}
+    uses: dict[str, int] = {}  # how many groups so far got each label
     for key, run in zip(keys, runs, strict=True):
         if key not in labels:
             experiments = {r.path.parent.name for r, k in zip(runs, keys, strict=True) if k == key}
             label = _common_name(experiments) or str(run.backbone)
-            same = sum(taken == label or taken.startswith(f"{label} (") for taken in labels.values())
-            labels[key] = f"{label} ({same + 1})" if same else label
+            uses[label] = uses.get(label, 0) + 1
+            labels[key] = f"{label} ({uses[label]})" if uses[label] > 1 else label
     table.insert(1, "group", [labels[k] for k in keys])
     return table
 
