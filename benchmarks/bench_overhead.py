@@ -112,30 +112,17 @@ def run_both(args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
-    parser = benchmark_parser(__doc__)
+    parser = benchmark_parser(__doc__, ["both"], threads=2, cache_dir=False)
     parser.add_argument("--steps", type=int, default=8, help="timed steps per round and side")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first in each round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the two sides")
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--backbone", default="resnet18")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--variant", choices=["both"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
         report(run_both(args))
         return
-    forwarded = [
-        f"--root={args.root}",
-        f"--steps={args.steps}",
-        f"--warmup={args.warmup}",
-        f"--rounds={args.rounds}",
-        f"--batch-size={args.batch_size}",
-        f"--workers={args.workers}",
-        f"--threads={args.threads}",
-        f"--backbone={args.backbone}",
-        "--channels-last" if args.channels_last else "--no-channels-last",
-    ]
-    result = run_variant("benchmarks.bench_overhead", "both", forwarded)
+    result = run_variant("benchmarks.bench_overhead", "both")
     print(f"\nOverhead: {args.backbone} at 64 px, batch {args.batch_size}, {args.rounds} alternating rounds")
     print("  (one process runs both sides, so the peak RSS below is shared by them)")
     for name, label in (("plain", "plain PyTorch loop"), ("imgcls", "imgcls Trainer.fit")):

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import psutil
@@ -24,12 +24,46 @@ RESULT_PREFIX = "BENCHMARK-RESULT "
 DEFAULT_ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "eurosat_rgb")
 
 
-def benchmark_parser(doc: str | None) -> argparse.ArgumentParser:
-    """The options every benchmark shares: the data folder, batch size and loader workers."""
+def benchmark_parser(
+    doc: str | None,
+    variants: Iterable[str],
+    *,
+    root: str | None = DEFAULT_ROOT,
+    root_help: str = "EuroSAT RGB folder",
+    batch_size: int | None = 128,
+    threads: int | None = None,
+    cache_dir: bool = True,
+    runs_dir: bool = False,
+) -> argparse.ArgumentParser:
+    """The options the benchmarks share, and the hidden ``--variant`` that a child process runs.
+
+    Every benchmark takes ``--root`` and ``--workers``; the others are left out where a benchmark has
+    no use for them.
+
+    Args:
+        doc: the benchmark's docstring, shown by ``--help``.
+        variants: what ``--variant`` may name (``run_variant``).
+        root: the default data folder; None makes ``--root`` required.
+        root_help: what ``--root`` is.
+        batch_size: the default ``--batch-size``; None leaves it out.
+        threads: the default ``--threads`` (torch threads of the main process); None leaves it out.
+        cache_dir: take ``--cache-dir``, an imgcls cache to reuse.
+        runs_dir: take ``--runs-dir``, where to keep the imgcls run folders.
+    """
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", default=DEFAULT_ROOT, help="EuroSAT RGB folder")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--root", default=root, required=root is None, help=root_help)
+    parser.add_argument("--workers", type=int, default=2, help="imgcls loader workers")
+    if batch_size is not None:
+        parser.add_argument("--batch-size", type=int, default=batch_size)
+    if threads is not None:
+        parser.add_argument("--threads", type=int, default=threads, help="torch threads of the main process")
+    if cache_dir:
+        parser.add_argument(
+            "--cache-dir", default=None, help="reuse this imgcls cache; default: build a fresh one"
+        )
+    if runs_dir:
+        parser.add_argument("--runs-dir", default=None, help="keep the imgcls run folders here")
+    parser.add_argument("--variant", choices=sorted(variants), help=argparse.SUPPRESS)
     return parser
 
 
@@ -47,13 +81,16 @@ def _tree_rss(process: psutil.Process) -> int:
     return total
 
 
-def run_variant(module: str, variant: str, args: list[str]) -> dict[str, Any]:
+def run_variant(module: str, variant: str, args: list[str] | None = None) -> dict[str, Any]:
     """Run ``python -m module --variant variant *args`` and return its reported figures.
+
+    ``args`` defaults to the options this process was started with: the child parses them with the
+    same parser, so it sees the same settings, defaults included.
 
     Adds ``peak_rss_tree_mb``: the largest sum of RSS over the child and its workers, sampled every
     0.1 s (pages shared between processes, such as a memory-mapped cache, count once per process).
     """
-    command = [sys.executable, "-m", module, "--variant", variant, *args]
+    command = [sys.executable, "-m", module, "--variant", variant, *(sys.argv[1:] if args is None else args)]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     process = psutil.Process(child.pid)
     peak = 0

@@ -20,6 +20,9 @@ A run folder::
 
 A few-shot run (``imgcls fewshot``) is a run folder of its own: config.yaml, fewshot.json (per method:
 mean accuracy, std, 95% CI), episodes.csv (every episode's classes and accuracy) and TensorBoard events.
+
+``RUN_SETTINGS`` names what in config.yaml tells runs apart: TensorBoard's hparams tab shows some of it,
+seed groups (``imgcls.analysis.compare``) are the runs that agree on all of it but the seed.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from imgcls.errors import ConfigError, DataError
 
@@ -223,6 +226,40 @@ def run_of_slurm_job(experiment_dir: Path, job: str) -> Path | None:
     return None
 
 
+def checkpoint_of_alias(experiment_dir: Path, which: str) -> Path:
+    """``best``/``last`` of the experiment's newest run, or, inside a Slurm job that trained a run of
+    it, of that run: a job's ``test --ckpt_path best`` tests its own fit, whatever other jobs of the
+    experiment have started since.
+
+    Raises:
+        ConfigError: no run of the experiment has that checkpoint.
+    """
+    job = slurm_job()
+    run_dir = run_of_slurm_job(experiment_dir, job) if job is not None else None
+    if run_dir is not None and (run_dir / CHECKPOINTS / f"{which}.ckpt").is_file():
+        return run_dir / CHECKPOINTS / f"{which}.ckpt"
+    return find_checkpoint(experiment_dir, which)
+
+
+def requeued_checkpoint(experiment_dir: Path) -> tuple[Path | None, str | None]:
+    """Where a Slurm job that was requeued (``SLURM_RESTART_COUNT`` > 0) resumes its fit: the
+    ``last.ckpt`` of the run folder it trained before (``resume_checkpoint``), so that it continues in
+    that ``version_N`` with its epoch and step counts; and the line that says so.
+
+    Returns:
+        (checkpoint, line): (None, None) outside Slurm or on a job's first start; checkpoint None with
+        a line when the job was stopped before it finished an epoch.
+    """
+    job = slurm_job()
+    restarts = os.environ.get("SLURM_RESTART_COUNT", "0")
+    if job is None or not restarts.isdigit() or int(restarts) == 0:
+        return None, None
+    run_dir = run_of_slurm_job(experiment_dir, job)
+    checkpoint = resume_checkpoint(run_dir) if run_dir is not None else None
+    where = f"{run_dir} from {checkpoint.name}" if checkpoint else "from scratch: it saved no checkpoint"
+    return checkpoint, f"imgcls: Slurm job {job} restart {restarts}: resuming {where}"
+
+
 def fit_finished(run_dir: Path) -> bool:
     """Whether the run's ``fit`` ended normally (max_epochs, max_steps or early stopping), as its
     ``run_info.json`` records; False for a fit killed, interrupted or still running."""
@@ -288,3 +325,122 @@ def dataset_name(root: str | Path) -> str:
         if folder.name and folder.name.lower() not in LAYOUT_FOLDERS:
             return folder.name
     return path.name
+
+
+# --- what in config.yaml tells runs apart ------------------------------------------------------------
+
+
+class RunSetting(NamedTuple):
+    """A setting of ``config.yaml`` that tells runs apart.
+
+    Attributes:
+        name: its name in TensorBoard's hparams tab.
+        path: its dotted path in the config, through ``class_path``/``init_args`` sections; a path that
+            ends at a section stands for all of its arguments.
+        shown: shown in the hparams tab, which takes single values (a section shows as its class name).
+        experiment: part of what makes an experiment: runs that differ in it never share a seed group.
+            The seed is not; it tells apart the runs of one experiment.
+        ignored: arguments of the section that change how it runs, not what a run trains.
+        switch: the argument that turns the section on; while it is None the section counts as absent,
+            as in runs from before the section existed.
+    """
+
+    name: str
+    path: str
+    shown: bool = True
+    experiment: bool = True
+    ignored: frozenset[str] = frozenset()
+    switch: str | None = None
+
+
+# data arguments that change how data is read, not which data: runs differing only in them group together
+DATA_IO_ARGS = frozenset(
+    {
+        "seed",
+        "num_workers",
+        "pin_memory",
+        "persistent_workers",
+        "cache",
+        "cache_dir",
+        "cache_max_gb",
+        "download",
+        "predict_root",
+    }
+)
+# the full resolved config stays in config.yaml; this is what a comparison of runs looks at
+RUN_SETTINGS = (
+    # the choices a person compares at a glance: the hparams tab's
+    RunSetting("model", "model.backbone"),
+    RunSetting("pretrained", "model.pretrained"),
+    RunSetting("freeze_backbone", "model.freeze_backbone"),
+    RunSetting("head_hidden", "model.head_hidden"),
+    RunSetting("head_lr_multiplier", "model.head_lr_multiplier"),
+    RunSetting("activation", "model.activation"),
+    RunSetting("label_smoothing", "model.label_smoothing"),
+    RunSetting("optimizer", "model.optimizer"),
+    RunSetting("lr", "model.optimizer.lr"),
+    RunSetting("weight_decay", "model.optimizer.weight_decay"),
+    RunSetting("momentum", "model.optimizer.momentum"),
+    RunSetting("lr_scheduler", "model.lr_scheduler"),
+    RunSetting("data", "data", ignored=DATA_IO_ARGS),
+    RunSetting("image_size", "data.image_size"),
+    RunSetting("batch_size", "data.batch_size"),
+    RunSetting("augment", "data.augment"),
+    RunSetting("max_per_class", "data.max_per_class"),
+    RunSetting("val_fraction", "data.val_fraction"),
+    RunSetting("seed", "seed_everything", experiment=False),
+    RunSetting("max_epochs", "trainer.max_epochs"),
+    RunSetting("precision", "trainer.precision"),
+    # the rest of what makes an experiment: every model argument, the trainer's that change what is
+    # trained, and the training recipes that are on
+    RunSetting("model_args", "model", shown=False),
+    RunSetting("max_steps", "trainer.max_steps", shown=False),
+    RunSetting("accumulate_grad_batches", "trainer.accumulate_grad_batches", shown=False),
+    RunSetting("gradient_clip_val", "trainer.gradient_clip_val", shown=False),
+    RunSetting("gradient_clip_algorithm", "trainer.gradient_clip_algorithm", shown=False),
+    RunSetting("limit_train_batches", "trainer.limit_train_batches", shown=False),
+    RunSetting("early_stopping", "early_stopping", shown=False),
+    RunSetting("ema", "ema", shown=False, switch="decay"),
+    RunSetting("progressive_resizing", "progressive_resizing", shown=False, switch="start_scale"),
+)
+
+
+def config_value(config: dict[str, Any], path: str) -> Any:
+    """``config`` at a dotted path, stepping through ``class_path``/``init_args`` sections; None if absent."""
+    node: Any = config
+    for key in path.split("."):
+        if isinstance(node, dict) and "class_path" in node and key not in node:
+            node = node.get("init_args") or {}
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def experiment_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """What makes a run's experiment, from its resolved config: the value of each ``experiment`` setting
+    of ``RUN_SETTINGS``, by path (a switched-off section's is None; a section's ignored arguments are left out)."""
+    settings = {}
+    for setting in RUN_SETTINGS:
+        if not setting.experiment:
+            continue
+        value = config_value(config, setting.path)
+        if setting.switch is not None and not (
+            isinstance(value, dict) and value.get(setting.switch) is not None
+        ):
+            value = None
+        if setting.ignored and isinstance(value, dict):
+            value = _without(value, setting.ignored)
+        settings[setting.path] = value
+    return settings
+
+
+def _without(section: dict[str, Any], ignored: frozenset[str]) -> dict[str, Any]:
+    """A config section without the ``ignored`` arguments: of a ``class_path`` section, its class and the
+    rest of its ``init_args``."""
+    if "class_path" in section:
+        return {
+            "class_path": section["class_path"],
+            "init_args": _without(section.get("init_args") or {}, ignored),
+        }
+    return {k: v for k, v in section.items() if k not in ignored}

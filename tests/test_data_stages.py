@@ -200,3 +200,28 @@ def test_no_rank_trains_on_a_last_batch_of_one(
     assert len(datamodule.datasets["train"]) == 50
     assert datamodule.train_dataloader().drop_last is dropped
     assert datamodule.val_dataloader().drop_last is False
+
+
+def test_a_loader_asked_for_before_its_split_is_set_up_names_the_call(
+    fixture_roots: dict[str, Path], tmp_path: Path
+) -> None:
+    datamodule = eurosat(fixture_roots["eurosat"], tmp_path, cache="never")
+    with pytest.raises(RuntimeError, match=r"call setup\('fit'\) before train_dataloader\(\)"):
+        datamodule.train_dataloader()
+    datamodule.setup("validate")  # decodes nothing for the other splits
+    assert len(datamodule.val_dataloader().dataset) > 0
+    with pytest.raises(RuntimeError, match=r"call setup\('test'\) before test_dataloader\(\)"):
+        datamodule.test_dataloader()
+
+
+def test_training_batches_are_scaled_only_when_asked(fixture_roots: dict[str, Path], tmp_path: Path) -> None:
+    datamodule = eurosat(fixture_roots["eurosat"], tmp_path, cache="never")
+    batch = {"image": torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)}
+    assert datamodule.transform_batch(batch, train=True)["image"].shape[-1] == 32
+    assert datamodule.last_train_side is None
+    datamodule.set_train_scale(0.5, multiple=8)
+    assert datamodule.transform_batch(batch, train=True)["image"].shape[-2:] == (16, 16)
+    assert datamodule.transform_batch(batch, train=False)["image"].shape[-1] == 32  # evaluation: full size
+    assert datamodule.last_train_side == 16
+    datamodule.set_train_scale(None)
+    assert datamodule.transform_batch(batch, train=True)["image"].shape[-1] == 32

@@ -289,6 +289,16 @@ def test_imgcls_checkpoint_as_pretrained_gets_a_new_head(tmp_path: Path) -> None
     assert model.head[-1].out_features == 3
 
 
+def test_a_checkpoint_for_another_channel_count_is_refused_with_the_fix() -> None:
+    trained = ImageClassifier("test_resnet", num_classes=3, in_chans=1)
+    model = ImageClassifier("test_resnet", num_classes=3, in_chans=3)
+    with pytest.raises(
+        ConfigError, match=r"expects 1-channel images but the data has 3\..*--model\.pretrained"
+    ):
+        model.on_load_checkpoint({"state_dict": trained.state_dict()})
+    model.on_load_checkpoint({"state_dict": model.state_dict()})  # a matching one loads
+
+
 def test_weights_for_another_architecture_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "mobilenet.pth"
     torch.save(torchvision.models.mobilenet_v2().state_dict(), path)

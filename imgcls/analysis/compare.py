@@ -28,9 +28,11 @@ from imgcls.runs import (
     CONFIG,
     FEWSHOT_RESULTS,
     TEST_METRICS,
+    experiment_settings,
     read_checkpoint_position,
     run_dir_of_checkpoint,
 )
+from imgcls.stats import mean_std_ci95
 
 log = logging.getLogger(__name__)
 
@@ -45,90 +47,16 @@ METRICS = (
     "seconds_per_epoch",
     "fit_seconds",
 )
-# data arguments that change how data is read, not which data: runs differing only in them group together
-DATA_IO_ARGS = {
-    "seed",
-    "num_workers",
-    "pin_memory",
-    "persistent_workers",
-    "cache",
-    "cache_dir",
-    "cache_max_gb",
-    "download",
-    "predict_root",
-}
-TRAINER_ARGS = (
-    "max_epochs",
-    "max_steps",
-    "precision",
-    "accumulate_grad_batches",
-    "gradient_clip_val",
-    "gradient_clip_algorithm",
-    "limit_train_batches",
-)
-# two-sided 95% critical values of Student's t for 1..30 degrees of freedom
-T_975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
-
-
-def t_critical(dof: int) -> float:
-    """The 97.5% quantile of Student's t with ``dof`` degrees of freedom (half-width factor of a 95% CI).
-
-    Tabulated up to 30; beyond, the Cornish-Fisher expansion around the normal quantile (error < 1e-4).
-    """
-    if dof < 1:
-        return float("nan")
-    if dof <= len(T_975):
-        return T_975[dof - 1]
-    z = 1.959964
-    return (
-        z
-        + (z**3 + z) / (4 * dof)
-        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * dof**2)
-        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * dof**3)
-    )
-
-
-def mean_std_ci95(values: Sequence[float]) -> tuple[float, float, float]:
-    """Mean, sample standard deviation and the half-width of the t-distribution 95% confidence interval."""
-    data = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
-    if len(data) == 0:
-        return float("nan"), float("nan"), float("nan")
-    if len(data) == 1:
-        return float(data[0]), float("nan"), float("nan")
-    std = float(data.std(ddof=1))
-    return float(data.mean()), std, t_critical(len(data) - 1) * std / math.sqrt(len(data))
 
 
 def group_key(run: Run) -> str:
-    """What defines an experiment apart from its seeds: model, data and training settings of the config."""
+    """What defines an experiment apart from its seeds: the settings of ``imgcls.runs.RUN_SETTINGS`` that
+    make one, and the dataset itself."""
     config = run.config
-    data = config.get("data") if isinstance(config.get("data"), dict) else {}
-    trainer = config.get("trainer") or {}
-    key = {
-        "model": config.get("model") or {k: v for k, v in run.hparams.items() if k != "_instantiator"},
-        "data": data.get("class_path"),
-        "data_args": {k: v for k, v in (data.get("init_args") or {}).items() if k not in DATA_IO_ARGS},
-        "trainer": {k: trainer.get(k) for k in TRAINER_ARGS},
-        "early_stopping": config.get("early_stopping"),
-        "recipe": _recipe_switches(config),
-        "dataset": run.dataset_signature,
-    }
+    if not config.get("model"):  # a run without config.yaml: its model's hyperparameters
+        config = {**config, "model": {k: v for k, v in run.hparams.items() if k != "_instantiator"}}
+    key = {**experiment_settings(config), "dataset": run.dataset_signature}
     return json.dumps(key, sort_keys=True, default=str)
-
-
-def _recipe_switches(config: dict[str, Any]) -> dict[str, Any]:
-    """The training recipes a run had on (``ema``, ``progressive_resizing``); off ones, and runs from
-    before they existed, alike."""
-    switches = {"ema": "decay", "progressive_resizing": "start_scale"}
-    return {
-        section: config[section]
-        for section, switch in switches.items()
-        if isinstance(config.get(section), dict) and config[section].get(switch) is not None
-    }
 
 
 def _value_at_epoch(curves: pd.DataFrame, metric: str, epoch: int | None) -> float:
@@ -158,6 +86,7 @@ def tested_epoch(run: Run) -> int | None:
 
 def _rebuilt_cost(run: Run) -> tuple[float, float]:
     """Parameters and GFLOPs of a run without ``run_info.json``, from a rebuilt model (NaN if impossible)."""
+    # here, not at the top: a comparison of runs that record their cost builds no model and imports none
     from imgcls.models.summary import build_model, count_gflops
 
     size = run.data_args.get("image_size")
@@ -271,10 +200,11 @@ def check_comparable(runs: list[Run], allow_mixed: bool = False, skip_untested: 
 
 
 def _distinct_names(names: list[str], paths: list[Path]) -> list[str]:
-    """``names`` (``experiment/version_N``), where several runs share one, replaced by each run's path
-    from the folder those runs have in common: ``b256/eurosat_recipe/version_0`` rather than an absolute
-    path, so a table reads the same on every machine."""
-    resolved = [path.resolve() for path in paths]
+    """Run names (``experiment/version_N``) that tell the runs apart: where runs of different folders share
+    a name, each one's path from the folder those runs have in common (``b256/eurosat_recipe/version_0``)
+    rather than an absolute path, so that a table reads the same on every machine. Rows of one run (one
+    path) keep one name."""
+    resolved = [Path(path).resolve() for path in paths]
     sharing: dict[str, set[Path]] = {}
     for name, path in zip(names, resolved, strict=True):
         sharing.setdefault(name, set()).add(path)
@@ -296,12 +226,25 @@ def _unless_damaged(read: Any, what: Any, skip: bool) -> Any:
         return None
 
 
+def split_run_folders(paths: Sequence[str | Path] | str | Path) -> tuple[list[Path], list[Path]]:
+    """The run folders under ``paths`` (see ``find_run_dirs``): trained runs, then few-shot runs.
+
+    Raises:
+        ConfigError: a path does not exist, or holds no runs.
+    """
+    trained: list[Path] = []
+    fewshot: list[Path] = []
+    for folder in find_run_dirs(paths):
+        (fewshot if is_fewshot_run(folder) else trained).append(folder)
+    return trained, fewshot
+
+
 def compare_runs(
     paths: Sequence[str | Path] | str | Path, allow_mixed: bool = False, skip_untested: bool = False
 ) -> pd.DataFrame:
     """One row per run: model, dataset, seed, parameters, GFLOPs, epochs, seconds per epoch, accuracies,
     losses, accuracy per GFLOP and the run folder, plus a ``group`` column naming runs that differ only
-    in seed.
+    in seed. Few-shot runs among them are left out (``compare_fewshot_runs`` compares them).
 
     Args:
         paths: run folders, experiment folders or runs folders (see ``find_run_dirs``).
@@ -313,16 +256,20 @@ def compare_runs(
         DataError: a run has no test results, or a damaged file (empty or cut short ``metrics.json``...).
         ConfigError: the runs come from different datasets, or a path holds no runs.
     """
-    folders = find_run_dirs(paths)
-    fewshot = [folder for folder in folders if is_fewshot_run(folder)]
+    trained, fewshot = split_run_folders(paths)
     if fewshot:
         log.info("%d few-shot runs are compared apart (compare_fewshot_runs, fewshot.md)", len(fewshot))
-        if len(fewshot) == len(folders):
-            raise DataError(
-                f"every run is a few-shot run ({FEWSHOT_RESULTS}), which has no test metrics to compare here; "
-                "compare_fewshot_runs (or `imgcls compare`, which writes fewshot.md) compares them"
-            )
-    loaded = [_unless_damaged(load_run, f, skip_untested) for f in folders if f not in fewshot]
+    if not trained:
+        raise DataError(
+            f"every run is a few-shot run ({FEWSHOT_RESULTS}), which has no test metrics to compare here; "
+            "compare_fewshot_runs (or `imgcls compare`, which writes fewshot.md) compares them"
+        )
+    return _runs_table(trained, allow_mixed, skip_untested)
+
+
+def _runs_table(folders: list[Path], allow_mixed: bool, skip_untested: bool) -> pd.DataFrame:
+    """``compare_runs`` of trained run folders."""
+    loaded = [_unless_damaged(load_run, folder, skip_untested) for folder in folders]
     loaded = [run for run in loaded if run is not None]
     if not loaded:
         raise DataError("every run has a damaged file (see the warnings above); nothing to compare")
@@ -532,9 +479,14 @@ def compare_fewshot_runs(
         DataError: no few-shot runs, or a damaged ``fewshot.json``.
     """
     given = [paths] if isinstance(paths, str | Path) else list(paths)
-    folders = [folder for folder in find_run_dirs(given) if is_fewshot_run(folder)]
-    if not folders:
+    _, fewshot = split_run_folders(given)
+    if not fewshot:
         raise DataError(f"no few-shot runs ({FEWSHOT_RESULTS}) in {', '.join(str(p) for p in given)}")
+    return _fewshot_table(fewshot, skip_damaged)
+
+
+def _fewshot_table(folders: list[Path], skip_damaged: bool) -> pd.DataFrame:
+    """``compare_fewshot_runs`` of few-shot run folders."""
     rows = []
     for folder in folders:
         results = _unless_damaged(read_fewshot, folder, skip_damaged)
@@ -567,12 +519,7 @@ def compare_fewshot_runs(
     if not rows:
         raise DataError("every few-shot run has a damaged file (see the warnings above); nothing to compare")
     table = pd.DataFrame(rows)
-    # runs of the same experiment name from different runs folders keep their full paths apart
-    folders_named = table.groupby("run")["path"].nunique()
-    table["run"] = [
-        name if folders_named[name] == 1 else path
-        for name, path in zip(table["run"], table["path"], strict=True)
-    ]
+    table["run"] = _distinct_names(table["run"].tolist(), table["path"].tolist())
     return table.astype({"mean": float, "std": float, "ci95": float})
 
 
@@ -593,11 +540,8 @@ def fewshot_markdown(table: pd.DataFrame) -> str:
 def validation_curves(paths_or_runs: Sequence[Run | str | Path]) -> dict[str, pd.DataFrame]:
     """Per-epoch ``val_acc`` and ``val_loss`` of each run, keyed by run name (for ``plots.plot_curves``)."""
     runs = [r if isinstance(r, Run) else load_run(r) for r in paths_or_runs]
-    names = [run.name for run in runs]
-    return {
-        (name if names.count(name) == 1 else str(run.path)): read_curves(run, ("val_acc", "val_loss"))
-        for name, run in zip(names, runs, strict=True)
-    }
+    names = _distinct_names([run.name for run in runs], [run.path for run in runs])
+    return {name: read_curves(run, ("val_acc", "val_loss")) for name, run in zip(names, runs, strict=True)}
 
 
 def write_comparison(
@@ -624,27 +568,35 @@ def write_comparison(
     """
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
-    folders = find_run_dirs(paths)
-    fewshot = [folder for folder in folders if is_fewshot_run(folder)]
-    if fewshot:
-        fewshot_table = compare_fewshot_runs(fewshot, skip_damaged=skip_untested)
-        fewshot_table.to_csv(output / "fewshot.csv", index=False)
-        (output / "fewshot.md").write_text(fewshot_markdown(fewshot_table) + "\n")
-        written.update(fewshot_csv=output / "fewshot.csv", fewshot_md=output / "fewshot.md")
-    others = [folder for folder in folders if folder not in fewshot]
-    table = None
-    if others:
-        try:
-            table = compare_runs(others, allow_mixed=allow_mixed, skip_untested=skip_untested)
-        except DataError:
-            if not (fewshot and skip_untested):
-                raise
-            log.warning(
-                "no tested run is left besides the few-shot runs: only %s is written", written["fewshot_md"]
-            )
-    if table is None:  # few-shot runs alone: fewshot.md is the comparison
+    trained, fewshot = split_run_folders(paths)
+    written = _write_fewshot_tables(fewshot, output, skip_untested) if fewshot else {}
+    if not trained:  # few-shot runs alone: fewshot.md is the comparison
         return written
+    try:
+        table = _runs_table(trained, allow_mixed, skip_untested)
+    except DataError:
+        if not (fewshot and skip_untested):
+            raise
+        log.warning(
+            "no tested run is left besides the few-shot runs: only %s is written", written["fewshot_md"]
+        )
+        return written
+    return written | _write_run_tables(table, output, goal, figures, reference)
+
+
+def _write_fewshot_tables(folders: list[Path], output: Path, skip_damaged: bool) -> dict[str, Path]:
+    """``fewshot.csv`` and ``fewshot.md`` of few-shot run folders."""
+    table = _fewshot_table(folders, skip_damaged)
+    table.to_csv(output / "fewshot.csv", index=False)
+    (output / "fewshot.md").write_text(fewshot_markdown(table) + "\n")
+    return {"fewshot_csv": output / "fewshot.csv", "fewshot_md": output / "fewshot.md"}
+
+
+def _write_run_tables(
+    table: pd.DataFrame, output: Path, goal: float | None, figures: bool, reference: dict[str, str] | None
+) -> dict[str, Path]:
+    """The tables and figures of ``compare_runs``'s ``table`` of trained runs."""
+    written: dict[str, Path] = {}
     if reference is not None:
         table.insert(
             table.columns.get_loc("test_acc") + 1, "study", table["experiment"].map(reference).fillna("")

@@ -2,7 +2,7 @@
 
 A convolutional network with global pooling takes any input size, and an epoch at half the side
 costs about a quarter of the arithmetic. The training batches are scaled down on the model's device
-after augmentation (``ImageDataModule.train_scale``); validation and test always see full size.
+after augmentation (``ImageDataModule.set_train_scale``); validation and test always see full size.
 """
 
 from __future__ import annotations
@@ -65,14 +65,14 @@ class ProgressiveResizing(Callback):
                 max_epochs,
                 max_epochs,
             )
-        if not hasattr(trainer.datamodule, "train_scale"):
+        if not hasattr(trainer.datamodule, "set_train_scale"):
             raise ConfigError(
                 "progressive_resizing needs an imgcls datamodule (it scales the batches in data.transform_batch)"
             )
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.start_scale is not None:
-            trainer.datamodule.train_scale = (self.scale(trainer.current_epoch), self.multiple)
+            trainer.datamodule.set_train_scale(self.scale(trainer.current_epoch), self.multiple)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.start_scale is not None:

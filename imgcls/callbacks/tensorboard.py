@@ -23,31 +23,6 @@ log = logging.getLogger(__name__)
 
 # metrics shown in the hparams tab; test values appear once `test` has run on best.ckpt of the run
 HPARAM_METRICS = ("train_loss_epoch", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
-# what differs between the runs a person compares, as (hparams name, config path); the full resolved
-# config stays in config.yaml. A class_path section shows as its class name, then its arguments.
-COMPARED = (
-    ("model", "model.backbone"),
-    ("pretrained", "model.pretrained"),
-    ("freeze_backbone", "model.freeze_backbone"),
-    ("head_hidden", "model.head_hidden"),
-    ("head_lr_multiplier", "model.head_lr_multiplier"),
-    ("activation", "model.activation"),
-    ("label_smoothing", "model.label_smoothing"),
-    ("optimizer", "model.optimizer"),
-    ("lr", "model.optimizer.lr"),
-    ("weight_decay", "model.optimizer.weight_decay"),
-    ("momentum", "model.optimizer.momentum"),
-    ("lr_scheduler", "model.lr_scheduler"),
-    ("data", "data"),
-    ("image_size", "data.image_size"),
-    ("batch_size", "data.batch_size"),
-    ("augment", "data.augment"),
-    ("max_per_class", "data.max_per_class"),
-    ("val_fraction", "data.val_fraction"),
-    ("seed", "seed_everything"),
-    ("max_epochs", "trainer.max_epochs"),
-    ("precision", "trainer.precision"),
-)
 
 
 def _tensorboard_logger(trainer: Trainer) -> TensorBoardLogger | None:
@@ -67,32 +42,23 @@ def _logged_step(trainer: Trainer) -> int:
     return trainer.global_step if step is None else step
 
 
-def _lookup(config: dict[str, Any], path: str) -> Any:
-    """``config`` at a dotted path, stepping through ``class_path``/``init_args`` sections."""
-    node: Any = config
-    for key in path.split("."):
-        if isinstance(node, dict) and "class_path" in node and key not in node:
-            node = node.get("init_args") or {}
-        if not isinstance(node, dict) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
 def compared_hparams(config: dict[str, Any]) -> dict[str, Any]:
-    """The hyperparameters a person compares between runs, from a run's resolved config.
+    """The hyperparameters a person compares between runs (the ``shown`` settings of
+    ``imgcls.runs.RUN_SETTINGS``), from a run's resolved config.
 
     Values become what TensorBoard's hparams tab takes (str, number, bool); a ``class_path`` section
     becomes its class name; settings absent from the config are left out.
     """
     params: dict[str, Any] = {}
-    for name, path in COMPARED:
-        value = _lookup(config, path)
+    for setting in runs.RUN_SETTINGS:
+        if not setting.shown:
+            continue
+        value = runs.config_value(config, setting.path)
         if isinstance(value, dict) and "class_path" in value:
             value = str(value["class_path"]).rsplit(".", 1)[-1]
         if value is None:
             continue
-        params[name] = value if isinstance(value, bool | int | float | str) else str(value)
+        params[setting.name] = value if isinstance(value, bool | int | float | str) else str(value)
     return params
 
 

@@ -37,7 +37,7 @@ from imgcls.data.cache import (
 from imgcls.data.datasets import ImageFileDataset, list_images
 from imgcls.data.samplers import SeededShuffle, run_seed
 from imgcls.data.splits import cap_per_class, stratified_split
-from imgcls.data.transforms import AUGMENTATIONS, BatchTransform, scaled_size
+from imgcls.data.transforms import BatchTransform, check_augmentation, scaled_size
 from imgcls.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -110,8 +110,7 @@ class ImageDataModule(LightningDataModule):
         for name, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
             if not 0 <= fraction < 1:
                 raise ConfigError(f"data.{name} must be in [0, 1), got {fraction}")
-        if augment not in AUGMENTATIONS:
-            raise ConfigError(f"unknown data.augment {augment!r}; choose one of: {', '.join(AUGMENTATIONS)}")
+        check_augmentation(augment)  # at once: the batch transform is built at the first batch
         if cache not in CACHE_MODES:
             raise ConfigError(f"unknown data.cache {cache!r}; choose one of: {', '.join(CACHE_MODES)}")
         self.root = absolute_folder(root)
@@ -140,10 +139,9 @@ class ImageDataModule(LightningDataModule):
         # pools made ready (cached or streamed) for all their splits, with each split's positions in them
         self._prepared: dict[str, tuple[Dataset, dict[str, np.ndarray]]] = {}
         self._batch_transform: BatchTransform | None = None
-        # (share of the side, multiple of pixels) the training batches are scaled to; set each epoch
-        # by imgcls.callbacks.ProgressiveResizing, None trains at full size
-        self.train_scale: tuple[float, int] | None = None
-        self.last_train_side: int | None = None
+        # (share of the side, multiple of pixels) the training batches are scaled to (set_train_scale)
+        self._train_scale: tuple[float, int] | None = None
+        self._last_train_side: int | None = None
 
     # --- what a subclass provides -------------------------------------------------------------
 
@@ -353,7 +351,12 @@ class ImageDataModule(LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         if split not in self.datasets:
-            self.setup({"train": "fit", "val": "validate"}.get(split, split))
+            # setup decodes (or caches) whole pools: the Trainer calls it per stage, a loader never does
+            stage = {"train": "fit", "val": "validate"}.get(split, split)
+            raise RuntimeError(
+                f"the {split} split is not set up: call setup({stage!r}) before {split}_dataloader() "
+                "(a Trainer calls it before asking for loaders)"
+            )
         dataset = self.datasets[split]
         # Under several processes Lightning shards a loader's items; items of whole batches would be
         # padded with repeated batches, so the cache is then served per sample like the streaming path.
@@ -412,6 +415,17 @@ class ImageDataModule(LightningDataModule):
             )
         return mean, std
 
+    def set_train_scale(self, scale: float | None, multiple: int = 8) -> None:
+        """Scale the training batches to ``scale`` of their side, after augmentation, each side rounded to
+        a multiple of ``multiple`` pixels (``imgcls.callbacks.ProgressiveResizing`` sets it every epoch);
+        None trains at full size."""
+        self._train_scale = None if scale is None else (scale, multiple)
+
+    @property
+    def last_train_side(self) -> int | None:
+        """Side of the last training batch scaled by ``set_train_scale``'s setting; None before one."""
+        return self._last_train_side
+
     def transform_batch(self, batch: dict[str, Any], train: bool) -> dict[str, Any]:
         """uint8 images -> float in [0, 1] -> augmentation (``train``) -> normalization."""
         if self._batch_transform is None:
@@ -421,11 +435,15 @@ class ImageDataModule(LightningDataModule):
             )
         images = batch["image"]
         size = None
-        if train and self.train_scale is not None:
-            size = scaled_size(tuple(images.shape[-2:]), *self.train_scale)
-            self.last_train_side = size[-1]
+        if train and self._train_scale is not None:
+            size = scaled_size(tuple(images.shape[-2:]), *self._train_scale)
+            self._last_train_side = size[-1]
         return {**batch, "image": self._batch_transform(images, train=train, size=size)}
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        if isinstance(batch, torch.Tensor):
+            # a model's example input (Lightning's model summary runs one through these hooks): already
+            # a float batch, not a batch of this datamodule's
+            return batch
         training = self.trainer is not None and self.trainer.training
         return self.transform_batch(batch, train=training)

@@ -33,6 +33,20 @@ AUGMENTATIONS = {
 _COLOUR_POLICIES = {"trivialaugment", "randaugment"}
 
 
+def check_augmentation(name: str, option: str = "data.augment") -> None:
+    """Refuse a name that is not one of ``AUGMENTATIONS``.
+
+    Args:
+        name: the preset's name.
+        option: the setting it came from, as the error names it (``--finetune_augment``).
+
+    Raises:
+        ConfigError: ``name`` is no preset; the message lists them.
+    """
+    if name not in AUGMENTATIONS:
+        raise ConfigError(f"unknown {option} {name!r}; choose one of: {', '.join(AUGMENTATIONS)}")
+
+
 class RandomShiftFlip(nn.Module):
     """Shift each image by up to ``max_px`` whole pixels each way and flip it horizontally with p=0.5.
 
@@ -110,10 +124,7 @@ def build_augmentation(
         in_chans: channel count; colour policies need 1 or 3.
         max_translate_px: largest shift of ``flip_translate``, in pixels at ``image_size``.
     """
-    if name not in AUGMENTATIONS:
-        raise ConfigError(
-            f"unknown augmentation preset {name!r}; choose one of: {', '.join(AUGMENTATIONS)} (set data.augment)"
-        )
+    check_augmentation(name)
     if name in _COLOUR_POLICIES and in_chans not in (1, 3):
         raise ConfigError(
             f"augmentation {name!r} uses colour operations and needs 1 or 3 channels, the data has {in_chans}; "
@@ -177,8 +188,7 @@ class BatchTransform(nn.Module):
         max_translate_px: int = 30,
     ) -> None:
         super().__init__()
-        if augment not in AUGMENTATIONS:
-            raise ConfigError(f"unknown data.augment {augment!r}; choose one of: {', '.join(AUGMENTATIONS)}")
+        check_augmentation(augment)  # here, not at the first training batch that builds the preset
         self.augment = augment
         self.mean, self.std = list(mean), list(std)
         self.in_chans = in_chans

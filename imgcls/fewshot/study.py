@@ -20,8 +20,9 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
+from imgcls.callbacks.run_info import dataset_info
 from imgcls.data.base import ImageDataModule
-from imgcls.data.transforms import AUGMENTATIONS, BatchTransform
+from imgcls.data.transforms import BatchTransform, check_augmentation
 from imgcls.errors import ConfigError
 from imgcls.fewshot.episodes import Episodes, EpisodeSampler
 from imgcls.fewshot.methods import (
@@ -33,6 +34,10 @@ from imgcls.fewshot.methods import (
     query_labels,
     summarize_accuracies,
 )
+from imgcls.models.backbones import create_backbone, is_weights_path
+from imgcls.models.classifier import ImageClassifier, check_checkpoint_channels
+from imgcls.models.weights import load_backbone_weights
+from imgcls.runs import read_checkpoint_position
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +80,6 @@ class FewShotBackbone:
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
     """An imgcls checkpoint's contents; a plain weights file or a damaged one is a clear error."""
-    from imgcls.runs import read_checkpoint_position
-
     not_checkpoint = ConfigError(
         f"--ckpt_path {path} is not an imgcls checkpoint (no hyper_parameters naming a backbone): a plain weights "
         f"file. Pass it as --pretrained {path} with --backbone NAME, the architecture it was trained with."
@@ -114,10 +117,6 @@ def load_backbone(
             backbone or channel count, a file that is no checkpoint, or weights that do not fit.
         DataError: a damaged checkpoint.
     """
-    from imgcls.models.backbones import create_backbone, is_weights_path
-    from imgcls.models.classifier import ImageClassifier
-    from imgcls.models.weights import load_backbone_weights
-
     if ckpt_path is None:
         if not backbone:
             raise ConfigError(
@@ -156,13 +155,12 @@ def load_backbone(
             f"--ckpt_path {path} holds a {name} model, not --backbone {backbone}. Leave --backbone out (the "
             f"checkpoint names its own), or pass a checkpoint of a {backbone} run."
         )
-    trained_chans = int(hparams.get("in_chans", 3))
-    if trained_chans != in_chans:
-        raise ConfigError(
-            f"--ckpt_path {path} expects {trained_chans}-channel images but the data has {in_chans}. Use a "
-            f"checkpoint trained on {in_chans}-channel data, or pass --backbone {name} --pretrained {path} "
-            f"instead, which adapts the first layer to {in_chans}-channel images."
-        )
+    check_checkpoint_channels(
+        int(hparams.get("in_chans", 3)),
+        in_chans,
+        f"--ckpt_path {path}",
+        f"pass --backbone {name} --pretrained {path} instead",
+    )
     accepted = inspect.signature(ImageClassifier).parameters
     # its weights come from the checkpoint: no download, no weights file that may have moved since
     arguments = {k: v for k, v in hparams.items() if k in accepted} | {"pretrained": False, "compile": False}
@@ -372,10 +370,7 @@ class FewShotStudy:
             raise ConfigError(
                 f"--finetune_batch_size must be 2 or more (batch norm needs 2 images), got {finetune_batch_size}"
             )
-        if finetune_augment not in AUGMENTATIONS:
-            raise ConfigError(
-                f"unknown --finetune_augment {finetune_augment!r}; choose one of: {', '.join(AUGMENTATIONS)}"
-            )
+        check_augmentation(finetune_augment, "--finetune_augment")
 
     def _device(self) -> torch.device:
         if self.device == "auto":
@@ -387,8 +382,6 @@ class FewShotStudy:
 
     def run(self) -> FewShotResult:
         """Draw the episodes, embed their images, score every method."""
-        from imgcls.callbacks.run_info import dataset_info
-
         data = self.data
         data.prepare_data()
         labels = split_labels(data, self.split)

@@ -53,6 +53,25 @@ def monitor_mode(monitor: str) -> str:
     return "min" if "loss" in monitor or "err" in monitor else "max"
 
 
+def check_checkpoint_channels(trained: int, data: int, checkpoint: str, adapted: str) -> None:
+    """Refuse a checkpoint trained on images of another channel count than the data's, naming the fix.
+
+    Args:
+        trained: channels the checkpoint's first layer takes.
+        data: channels of the data's images.
+        checkpoint: the checkpoint as the message names it (``--ckpt_path PATH``).
+        adapted: the options that load its weights with the first layer adapted instead.
+
+    Raises:
+        ConfigError: the counts differ.
+    """
+    if trained != data:
+        raise ConfigError(
+            f"{checkpoint} expects {trained}-channel images but the data has {data}. Use a checkpoint trained "
+            f"on {data}-channel data, or {adapted}, which adapts the first layer to {data}-channel images."
+        )
+
+
 class ImageClassifier(LightningModule):
     """Image classification with any timm or torchvision backbone.
 
@@ -372,9 +391,10 @@ class ImageClassifier(LightningModule):
             )
         conv = first_conv_name(self.backbone)
         conv_key = f"backbone.{conv}.weight"
-        if conv and conv_key in state and state[conv_key].shape[1] != self.hparams.in_chans:
-            raise ConfigError(
-                f"the checkpoint expects {state[conv_key].shape[1]}-channel images but the data has "
-                f"{self.hparams.in_chans}. Use a checkpoint trained on this data, or fine-tune from it with "
-                "--model.pretrained CHECKPOINT (the first layer is adapted) instead of --ckpt_path."
+        if conv and conv_key in state:
+            check_checkpoint_channels(
+                state[conv_key].shape[1],
+                self.hparams.in_chans,
+                "the checkpoint",
+                "fine-tune from it with --model.pretrained CHECKPOINT instead of --ckpt_path",
             )

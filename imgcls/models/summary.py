@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from imgcls.models.classifier import ImageClassifier
+
 MB = 2**20
 # ImageClassifier arguments that change the architecture (and so the summary); the rest only trains it
 ARCHITECTURE_ARGS = (
@@ -228,8 +230,6 @@ def build_model(backbone: str, num_classes: int = 10, in_chans: int = 3, **kwarg
 
     Only architecture arguments (``ARCHITECTURE_ARGS``) are used; others (optimizer, lr) are ignored.
     """
-    from imgcls.models.classifier import ImageClassifier
-
     arguments = {k: v for k, v in kwargs.items() if k in ARCHITECTURE_ARGS and v is not None}
     arguments.pop("class_names", None)
     return ImageClassifier(
