@@ -27,14 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import print_table, report, run_variant
+from benchmarks.common import benchmark_parser, print_table, report, run_variant
 
 REPO = Path(__file__).resolve().parent.parent
 DATA_PIECES = {
@@ -158,7 +157,7 @@ def run_plain(args: argparse.Namespace) -> dict:
 
 
 def run_imgcls(args: argparse.Namespace) -> dict:
-    from imgcls.cli import main as imgcls_main
+    from imgcls.commands import main as imgcls_main
 
     start = time.perf_counter()
     # a capped check is not the whole dataset's: its run folder says so
@@ -196,14 +195,16 @@ def run_imgcls(args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = benchmark_parser(
+        __doc__,
+        ["plain", "imgcls"],
+        root=None,
+        root_help="the dataset's folder (idx files, or train/ and test/)",
+        runs_dir=True,
     )
     parser.add_argument("--dataset", choices=sorted(DATA_PIECES), default="fashion_mnist")
-    parser.add_argument("--root", required=True, help="the dataset's folder (idx files, or train/ and test/)")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the plain loop")
     parser.add_argument("--seed", type=int, default=0, help="training seed of both sides")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the split both sides train on")
@@ -219,18 +220,11 @@ def main() -> None:
         default=None,
         help="cap the training pool and the test set per class (CPU budgets)",
     )
-    parser.add_argument("--workers", type=int, default=2, help="imgcls loader workers")
-    parser.add_argument("--cache-dir", default=None, help="imgcls cache folder (default: a fresh one)")
-    parser.add_argument("--runs-dir", default=None, help="keep the imgcls run folder here")
-    parser.add_argument("--variant", choices=["plain", "imgcls"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
         report((run_plain if args.variant == "plain" else run_imgcls)(args))
         return
-    rows = [
-        (name, run_variant("benchmarks.bench_defaults_transfer", name, sys.argv[1:]))
-        for name in ("plain", "imgcls")
-    ]
+    rows = [(name, run_variant("benchmarks.bench_defaults_transfer", name)) for name in ("plain", "imgcls")]
     print_table(
         f"ResNet-18 from scratch, {args.dataset} at {args.image_size} px, {args.epochs} epochs, batch {args.batch_size}",
         rows,

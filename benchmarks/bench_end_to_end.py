@@ -32,7 +32,7 @@ CONFIG = Path(__file__).resolve().parent.parent / "configs" / "eurosat_resnet18_
 def run_imgcls(args: argparse.Namespace) -> dict:
     import torch
 
-    from imgcls.cli import ImgclsCLI
+    from imgcls.commands.lightning import ImgclsCLI
 
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
@@ -79,7 +79,7 @@ def run_handwritten(args: argparse.Namespace, fast: bool = False) -> dict:
     import torch.nn.functional as F
     from torchvision import datasets, models, transforms
 
-    from imgcls.cli import cpu_has_native_bf16
+    from imgcls.precision import cpu_has_native_bf16
 
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
@@ -147,38 +147,23 @@ VARIANTS = {
 
 
 def main() -> None:
-    parser = benchmark_parser(__doc__)
+    parser = benchmark_parser(__doc__, VARIANTS, threads=2)
     parser.add_argument("--train-batches", type=int, default=0, help="training batches; 0: the whole epoch")
     parser.add_argument("--val-batches", type=int, default=0, help="validation batches; 0: all")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument(
-        "--cache-dir", default=None, help="reuse this imgcls cache; default: build a fresh one"
-    )
-    parser.add_argument("--variant", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
         report(VARIANTS[args.variant](args))
         return
-    forwarded = [
-        f"--root={args.root}",
-        f"--train-batches={args.train_batches}",
-        f"--val-batches={args.val_batches}",
-        f"--batch-size={args.batch_size}",
-        f"--workers={args.workers}",
-        f"--threads={args.threads}",
-    ]
-    if args.cache_dir:
-        forwarded.append(f"--cache-dir={args.cache_dir}")
-    from imgcls.cli import cpu_has_native_bf16
+    from imgcls.precision import cpu_has_native_bf16
 
     native_bf16 = cpu_has_native_bf16()
     rows = [
-        ("hand-written loop", run_variant("benchmarks.bench_end_to_end", "handwritten", forwarded)),
+        ("hand-written loop", run_variant("benchmarks.bench_end_to_end", "handwritten")),
         (
             "hand-written, cl + bf16" if native_bf16 else "hand-written, cl (no native bf16)",
-            run_variant("benchmarks.bench_end_to_end", "handwritten_fast", forwarded),
+            run_variant("benchmarks.bench_end_to_end", "handwritten_fast"),
         ),
-        ("imgcls fit", run_variant("benchmarks.bench_end_to_end", "imgcls", forwarded)),
+        ("imgcls fit", run_variant("benchmarks.bench_end_to_end", "imgcls")),
     ]
     fields = [
         ("wall_seconds", "wall s"),

@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import DEFAULT_ROOT, report, run_variant
+from benchmarks.common import benchmark_parser, report, run_variant
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "configs" / "eurosat_resnet18_fast.yaml"
@@ -80,7 +80,7 @@ def val_accuracies(run: Path) -> dict[int, float]:
 
 
 def run_one(args: argparse.Namespace) -> dict:
-    from imgcls.cli import main as imgcls_main
+    from imgcls.commands import main as imgcls_main
 
     with tempfile.TemporaryDirectory() as tmp:
         runs_dir = Path(args.runs_dir or tmp)
@@ -120,18 +120,11 @@ def run_one(args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--root", default=DEFAULT_ROOT, help="EuroSAT RGB folder")
+    parser = benchmark_parser(__doc__, VARIANTS, batch_size=None, runs_dir=True)
     parser.add_argument(
         "--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}"
     )
     parser.add_argument("--goal", type=float, default=0.97, help="validation accuracy that counts as reached")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--cache-dir", default=None, help="decoded-image cache (default: one per variant)")
-    parser.add_argument("--runs-dir", default=None, help="keep the run folders here")
-    parser.add_argument("--variant", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("extra", nargs="*", help="more imgcls options after --, for every variant")
     args = parser.parse_args()
     if args.variant:
@@ -141,16 +134,9 @@ def main() -> None:
     unknown = set(names) - set(VARIANTS)
     if unknown:
         raise SystemExit(f"unknown variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
-    passed = [f"--root={args.root}", f"--goal={args.goal}", f"--workers={args.workers}"]
-    passed += [
-        f"--{key.replace('_', '-')}={value}"
-        for key in ("cache_dir", "runs_dir")
-        if (value := getattr(args, key))
-    ]
-    passed += ["--", *args.extra] if args.extra else []
     results = {}
     for name in names:
-        results[name] = run_variant("benchmarks.bench_recipes", name, passed)
+        results[name] = run_variant("benchmarks.bench_recipes", name)
         r = results[name]
         print(f"BENCH {name}: {json.dumps(r)}", flush=True)
     print(f"\nEuroSAT RGB, ResNet-18 from scratch at 64 px (goal: val accuracy {args.goal:.2f})")

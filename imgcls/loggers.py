@@ -6,14 +6,21 @@ record every value at one given step (the CLI gives the step where the fit logge
 epoch), with the checkpoint's epoch as ``epoch``. The CLI
 points them at a subfolder of the run (``version_N/test``), which TensorBoard shows as a run of its own
 beside the fit's curves, never on them.
+
+A resumed ``fit`` continues its run's CSV history (``keep_history``) instead of starting it anew.
 """
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+
+from imgcls.runs import METRICS_CSV
 
 
 class _AtCheckpoint:
@@ -39,3 +46,28 @@ class EvaluationTensorBoardLogger(_AtCheckpoint, TensorBoardLogger):
 
 class EvaluationCSVLogger(_AtCheckpoint, CSVLogger):
     """``CSVLogger`` that records at the evaluated checkpoint's step (see the module)."""
+
+
+def keep_history(loggers: list[Logger], upto_step: int | None) -> None:
+    """Let a resumed fit continue the CSV log of the run instead of starting it anew.
+
+    Lightning's ``CSVLogger`` deletes an existing ``metrics.csv`` when it starts; the rows the run had
+    logged up to the checkpoint are handed back to it, to be written first. Rows after the
+    checkpoint's global step belong to epochs that the resumed run repeats, and are dropped.
+    """
+    for logger in loggers:
+        if not isinstance(logger, CSVLogger) or rank_zero_only.rank != 0:
+            continue
+        path = Path(logger.log_dir) / METRICS_CSV
+        if not path.is_file():
+            continue
+        with path.open(newline="") as f:
+            rows = [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+        # the checkpoint's own epoch logged at steps before its global step; from that step on, the
+        # rows belong to epochs the resumed run trains again
+        rows = [r for r in rows if upto_step is None or r.get("step", 0) < upto_step]
+        for row in rows:
+            for key in ("step", "epoch"):
+                if key in row:
+                    row[key] = int(row[key])
+        logger.experiment.metrics[:0] = rows

@@ -13,11 +13,12 @@ import torch
 import yaml
 from torch import nn
 
-from imgcls.analysis.compare import compare_runs, group_runs, mean_std_ci95, t_critical, write_comparison
+from imgcls.analysis.compare import compare_runs, group_runs, write_comparison
 from imgcls.analysis.runs import find_run_dirs, load_run, read_curves
-from imgcls.cli import main
+from imgcls.commands import main
 from imgcls.errors import ConfigError, DataError
 from imgcls.models.summary import summarize_model
+from imgcls.stats import mean_std_ci95, t_critical
 
 
 @pytest.fixture(scope="session")

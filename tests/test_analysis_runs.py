@@ -22,11 +22,12 @@ import yaml
 from PIL import Image
 
 from imgcls import runs as schema
-from imgcls.analysis import commands
 from imgcls.analysis import runs as run_folders
 from imgcls.analysis.compare import compare_runs, group_runs, to_markdown
 from imgcls.analysis.runs import load_run, read_curves, read_examples
-from imgcls.cli import main
+from imgcls.commands import main
+from imgcls.commands.compare import compare_command, compare_parser
+from imgcls.commands.summary import summary_command, summary_parser
 from imgcls.errors import ConfigError, DataError
 from tests.conftest import REPO
 
@@ -467,7 +468,7 @@ def test_summary_options_errors_are_one_line(
     argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(ConfigError, match="see `imgcls summary --help`"):
-        commands.run_command("summary", argv)
+        summary_command(argv)
     with pytest.raises(SystemExit) as exit_info:
         main(["summary", *argv])
     assert exit_info.value.code == 2
@@ -484,22 +485,25 @@ def test_compare_options(capsys: pytest.CaptureFixture[str], seeds: list[Path], 
     text = capsys.readouterr().out
     assert "95%" in text and "95%%" not in text and "--skip-untested" in text
     with pytest.raises(ConfigError, match=r"unknown option --skip-untest \(did you mean --skip-untested\?\)"):
-        commands.run_command("compare", [str(seeds[0]), "--skip-untest"])
+        compare_command([str(seeds[0]), "--skip-untest"])
     with pytest.raises(ConfigError, match="--goal expects float"):
-        commands.run_command("compare", [str(seeds[0]), "--goal", "high"])
-    written = commands.compare_command([str(seeds[0]), "--output", str(tmp_path), "--goal", "0.85"])
+        compare_command([str(seeds[0]), "--goal", "high"])
+    written = compare_command([str(seeds[0]), "--output", str(tmp_path), "--goal", "0.85"])
     assert written["test_accuracy"].is_file()
 
 
 def test_commands_parse_with_jsonargparse() -> None:
     from jsonargparse import ArgumentParser
 
-    assert isinstance(commands._summary_parser(), ArgumentParser)
-    assert isinstance(commands._compare_parser(), ArgumentParser)
-    tree = ast.parse((REPO / "imgcls" / "analysis" / "commands.py").read_text())
-    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert "argparse" not in imported
+    assert isinstance(summary_parser(), ArgumentParser)
+    assert isinstance(compare_parser(), ArgumentParser)
+    for path in (REPO / "imgcls" / "commands").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = {
+            alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+        }
+        imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert "argparse" not in imported, path
 
 
 # --- 6. relocatable run folders ------------------------------------------------------------------
@@ -566,7 +570,7 @@ def test_plots_and_analysis_import_pandas_and_matplotlib_only_to_draw() -> None:
         names |= {node.module or "" for node in top if isinstance(node, ast.ImportFrom)}
         assert not {n for n in names if n.split(".")[0] in ("pandas", "matplotlib")}, path
     code = (
-        "import sys, imgcls.plots, imgcls.analysis, imgcls.analysis.commands; "
+        "import sys, imgcls.plots, imgcls.analysis; "
         "print('pandas' in sys.modules, 'tensorboard' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

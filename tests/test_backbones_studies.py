@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from imgcls.cli import main
+from imgcls.commands import main
 from imgcls.models import ImageClassifier
 from tests.conftest import REPO
 

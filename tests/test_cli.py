@@ -11,7 +11,7 @@ import torch
 import yaml
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from imgcls.cli import main
+from imgcls.commands import main
 from tests.conftest import REPO
 
 CONFIG = str(REPO / "configs" / "eurosat_sample.yaml")
@@ -167,7 +167,7 @@ def test_config_typo_suggests_the_key(
     typo = tmp_path / "typo.yaml"
     typo.write_text("model:\n  lr_multiplier: 10\n")
     err = run_error(["fit", *cli_args, "--config", str(typo)], capsys)
-    assert "model.lr_multiplier" in err and "Did you mean: model.head_lr_multiplier" in err
+    assert "unknown setting 'model.lr_multiplier' (did you mean model.head_lr_multiplier?)" in err
 
 
 @pytest.mark.slow
@@ -198,13 +198,13 @@ def test_bundled_eurosat_sample_trains_far_above_chance(tmp_path: Path) -> None:
     ],
 )
 def test_variants_get_their_own_run_folder(config: str, pieces: list[str], expected: str) -> None:
-    from imgcls.cli import ImgclsCLI
+    from imgcls.commands.lightning import ImgclsCLI
 
     seen = []
 
     class Probe(ImgclsCLI):
         def before_instantiate_classes(self) -> None:
-            seen.append(self._experiment_dir().name)
+            seen.append(self.experiment_dir.name)
             raise SystemExit(0)
 
     with pytest.raises(SystemExit):
@@ -224,7 +224,7 @@ def test_threads_sets_torch_threads_and_rejects_zero(
 ) -> None:
     import torch
 
-    from imgcls.cli import ImgclsCLI
+    from imgcls.commands.lightning import ImgclsCLI
 
     calls: list[int] = []
     monkeypatch.setattr(torch, "set_num_threads", calls.append)
@@ -238,10 +238,10 @@ def test_threads_sets_torch_threads_and_rejects_zero(
 def test_bf16_falls_back_to_float32_where_the_cpu_would_emulate_it(
     cli_args: list[str], native: bool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import imgcls.cli
-    from imgcls.cli import ImgclsCLI
+    import imgcls.precision
+    from imgcls.commands.lightning import ImgclsCLI
 
-    monkeypatch.setattr(imgcls.cli, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(imgcls.precision, "cpu_has_native_bf16", lambda: native)
     cli = ImgclsCLI(args=[*cli_args, "--trainer.precision=bf16-mixed"], run=False)
     expected = "bf16-mixed" if native else "32-true"
     assert cli.trainer.precision == expected
@@ -259,7 +259,7 @@ def test_bf16_falls_back_to_float32_where_the_cpu_would_emulate_it(
     ],
 )
 def test_native_bf16_is_read_from_the_cpu_flags(flags: str, native: bool, tmp_path: Path) -> None:
-    from imgcls.cli import cpu_has_native_bf16
+    from imgcls.precision import cpu_has_native_bf16
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from imgcls.cli import main
+from imgcls.commands import main
 from tests.conftest import REPO
 
 CONFIGS = sorted(p for p in (REPO / "configs").glob("*.yaml"))

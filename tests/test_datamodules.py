@@ -272,7 +272,7 @@ def test_a_corrupt_idx_file_is_named(fixture_roots: dict[str, Path], tmp_path: P
 def test_the_cli_reports_a_wrong_root_in_one_line(
     fixture_roots: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from imgcls.cli import main  # here: the other tests need only the data package
+    from imgcls.commands import main  # here: the other tests need only the data package
 
     config = REPO / "configs" / "cnn64_mnist.yaml"
     args = [

@@ -16,7 +16,9 @@ import yaml
 from imgcls import runs
 from imgcls.analysis.compare import compare_fewshot_runs, write_comparison
 from imgcls.analysis.runs import read_scalars
-from imgcls.cli import main
+from imgcls.commands import main
+from imgcls.commands.fewshot import fewshot_parser
+from imgcls.data.eurosat import EUROSAT_CLASSES
 from imgcls.errors import ConfigError, DataError
 from imgcls.fewshot import (
     EpisodeSampler,
@@ -27,15 +29,13 @@ from imgcls.fewshot import (
     load_backbone,
     summarize_accuracies,
 )
-from imgcls.fewshot.command import fewshot_parser
 from imgcls.fewshot.methods import query_labels
+from imgcls.stats import t_critical
 from tests.conftest import REPO
 from tests.test_cli import CONFIG, TINY
 
 FEWSHOT_CONFIGS = sorted((REPO / "configs" / "fewshot").glob("*.yaml"))
 EUROSAT_FEWSHOT = REPO / "configs" / "fewshot" / "eurosat_5way5shot.yaml"
-EUROSAT_CLASSES = {"AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture"}
-EUROSAT_CLASSES |= {"PermanentCrop", "Residential", "River", "SeaLake"}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -154,11 +154,11 @@ def test_linear_trains_each_episode_as_it_would_alone() -> None:
         torch.testing.assert_close(alone[0], together[e], rtol=1e-4, atol=1e-4)
 
 
-def test_summary_is_mean_std_and_normal_95_percent_interval() -> None:
+def test_summary_is_mean_std_and_student_t_95_percent_interval() -> None:
     summary = summarize_accuracies([0.5, 0.7, 0.9, 0.7])
     std = float(np.std([0.5, 0.7, 0.9, 0.7], ddof=1))
     assert summary["mean"] == pytest.approx(0.7) and summary["std"] == pytest.approx(std)
-    assert summary["ci95"] == pytest.approx(1.96 * std / 2) and summary["episodes"] == 4
+    assert summary["ci95"] == pytest.approx(t_critical(3) * std / 2) and summary["episodes"] == 4
     assert summarize_accuracies([0.6]) == {"mean": 0.6, "std": None, "ci95": None, "episodes": 1}
 
 
@@ -271,7 +271,7 @@ def test_fewshot_writes_episodes_results_config_and_tensorboard(fewshot_run: Pat
     ]
     for row in rows:
         classes = row["classes"].split(";")
-        assert len(set(classes)) == 3 and set(classes) <= EUROSAT_CLASSES
+        assert len(set(classes)) == 3 and set(classes) <= set(EUROSAT_CLASSES)
         assert round(float(row["accuracy"]) * 9, 6).is_integer()  # 9 queries per episode
     # every method scores the same episodes: episode i has the same classes for all of them
     assert rows[0]["classes"] == rows[6]["classes"] == rows[12]["classes"]
@@ -292,7 +292,8 @@ def test_fewshot_writes_episodes_results_config_and_tensorboard(fewshot_run: Pat
     for method, summary in results["methods"].items():
         values = [float(r["accuracy"]) for r in rows if r["method"] == method]
         assert summary["episodes"] == len(values) and summary["mean"] == pytest.approx(np.mean(values))
-        assert summary["ci95"] == pytest.approx(1.96 * np.std(values, ddof=1) / math.sqrt(len(values)))
+        half = t_critical(len(values) - 1) * np.std(values, ddof=1) / math.sqrt(len(values))
+        assert summary["ci95"] == pytest.approx(half)
         assert summary["seconds"] >= 0
 
     config = yaml.safe_load((fewshot_run / runs.CONFIG).read_text())
@@ -320,7 +321,7 @@ def test_fewer_episodes_are_the_first_ones_of_more(fewshot_run: Path, checkpoint
         (["--methods=[protos]"], "--methods expects one of 'prototypes', 'linear', 'finetune', got 'protos'"),
         (
             ["--data.init_args.rot=x"],
-            "data.init_args.rot is not an argument of imgcls.EuroSATDataModule. Did you",
+            "--data.init_args.rot is not an argument of imgcls.EuroSATDataModule (did you mean --data.init_args.root?)",
         ),
         (["--split=test"], "need 5 images in each of 3 classes, but only 0 classes of the test split"),
         (["--n_way=11"], "--n_way 11 is more than the 10 classes of the all split"),

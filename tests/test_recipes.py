@@ -14,7 +14,7 @@ from torch import nn
 
 from imgcls.callbacks import EMA, ProgressiveResizing
 from imgcls.callbacks.averaging import ema_with_warmup
-from imgcls.cli import main
+from imgcls.commands import main
 from imgcls.data.transforms import BatchTransform, scaled_size
 from imgcls.errors import ConfigError
 from tests.test_cli import cli_args  # noqa: F401  (fixture)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from imgcls.callbacks.reports import TopKPredictions, prediction_rows
-from imgcls.cli import main
+from imgcls.commands import main
 from imgcls.runs import dataset_name
 from tests.conftest import REPO
 from tests.fixtures import folders

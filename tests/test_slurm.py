@@ -157,7 +157,7 @@ def test_the_templates_command_lines_are_valid_configs(tmp_path: Path) -> None:
     calls = [c.strip().splitlines() for c in (tmp_path / "calls").read_text().split("---") if c.strip()]
     assert [c[0] for c in calls] == ["fit", "test"] and calls[1][-3:-1] == ["--ckpt_path", "best"]
     printed = subprocess.run(
-        [sys.executable, "-m", "imgcls.cli", *calls[1], "--print_config"],
+        [sys.executable, "-m", "imgcls", *calls[1], "--print_config"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -272,7 +272,7 @@ def test_a_sweep_runs_as_a_job_array(eurosat_root: Path, tmp_path: Path) -> None
         [
             sys.executable,
             "-m",
-            "imgcls.cli",
+            "imgcls",
             "sweep",
             "--config",
             str(path),

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from imgcls import runs
-from imgcls.cli import main
-from imgcls.sweep import axis_labels, expand, load_sweep
+from imgcls.commands import main
+from imgcls.studies.grid import axis_labels, expand, load_sweep
 from tests.test_cli import CONFIG, REPO, TINY
 
 
@@ -84,8 +84,8 @@ def test_axis_labels_stay_apart() -> None:
 @pytest.mark.parametrize(
     ("axes", "message"),
     [
-        ({"model.optimiser.init_args.lr": [0.1]}, "Did you mean: model.optimizer?"),
-        ({"trainer.max_epoch": [1, 2]}, "Did you mean: trainer.max_epochs"),
+        ({"model.optimiser.init_args.lr": [0.1]}, "(did you mean --model.optimizer?)"),
+        ({"trainer.max_epoch": [1, 2]}, "(did you mean --trainer.max_epochs?)"),
         ({"model": ["missing_piece.yaml"]}, "axis 'model': config piece"),
         ({"model.optimizer.init_args.lr": ["fast"]}, "axis 'model.optimizer.init_args.lr' = fast"),
         ({"model.backbone": ["resnet_nope"]}, "axis 'model.backbone' = resnet_nope: unknown backbone"),
@@ -169,7 +169,7 @@ def test_experiment_after_the_dashes_is_refused(tmp_path: Path, capsys: pytest.C
 
 
 def sweep_process(path: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "imgcls.cli", "sweep", "--config", str(path), *args]
+    command = [sys.executable, "-m", "imgcls", "sweep", "--config", str(path), *args]
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
@@ -279,15 +279,16 @@ def csv_dicts(path: Path) -> list[dict[str, str]]:
 @pytest.mark.parametrize("name", ["cifar10_study", "cnn64_study", "cifar10_search"])
 def test_the_shipped_sweeps_parse(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every axis value (or search choice and bound) of the sweep files parses as a config."""
-    from imgcls.sweep import check_sweep
+    from imgcls.commands.sweep import parse_run
+    from imgcls.studies.grid import check_sweep
 
     monkeypatch.chdir(REPO)
     sweep = load_sweep(REPO / "configs" / "sweeps" / f"{name}.yaml")
     if sweep.search is None:
-        check_sweep(sweep)
+        check_sweep(sweep, parse_run)
         assert len(expand(sweep)) == {"cifar10_study": 27, "cnn64_study": 9}[name]
     else:
         pytest.importorskip("optuna")
-        from imgcls.search import Search
+        from imgcls.studies.search import Search
 
-        Search(sweep).check()
+        Search(sweep).check(parse_run)

@@ -9,7 +9,7 @@ from lightning.pytorch import Trainer
 
 from imgcls import EuroSATDataModule, ImageClassifier
 from imgcls.callbacks import ImagesPerSecond
-from imgcls.cli import main
+from imgcls.commands import main
 from tests.conftest import REPO
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from imgcls.optuna_storage import open_trial
+
 log = logging.getLogger(__name__)
 
 
@@ -40,17 +42,8 @@ class OptunaPruning(Callback):
         self._trial: Any = None
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not trainer.is_global_zero:
-            return
-        import optuna
-
-        from imgcls.search import make_pruner, open_storage
-
-        study = optuna.load_study(
-            study_name=self.study_name, storage=open_storage(self.storage), pruner=make_pruner(self.pruner)
-        )
-        frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == self.trial_number)
-        self._trial = optuna.trial.Trial(study, frozen._trial_id)
+        if trainer.is_global_zero:
+            self._trial = open_trial(self.storage, self.study_name, self.trial_number, self.pruner)
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking:

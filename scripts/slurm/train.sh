@@ -23,5 +23,5 @@ if [ $((tasks * nodes)) -gt 1 ]; then strategy=ddp; fi
 common=(--config "$CONFIG" --threads "${SLURM_CPUS_PER_TASK:-1}" --trainer.accelerator gpu
   --trainer.devices "$tasks" --trainer.num_nodes "$nodes" --trainer.strategy "$strategy"
   --trainer.precision bf16-mixed)
-srun "$PYTHON" -m imgcls.cli fit "${common[@]}" "$@"
-srun "$PYTHON" -m imgcls.cli test "${common[@]}" --ckpt_path best "$@"
+srun "$PYTHON" -m imgcls fit "${common[@]}" "$@"
+srun "$PYTHON" -m imgcls test "${common[@]}" --ckpt_path best "$@"

@@ -1,4 +1,4 @@
-"""``imgcls sweep`` with a ``search:`` block: an optuna study instead of a grid (``pip install imgcls[search]``).
+"""A sweep file with a ``search:`` block: an optuna study instead of a grid (``pip install imgcls[search]``).
 
 ::
 
@@ -26,81 +26,39 @@ resumes from its ``last.ckpt`` when the sweep, or its array task, starts again.
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from imgcls import runs
 from imgcls.errors import ConfigError, DataError
-from imgcls.sweep import (
-    Run,
-    Sweep,
-    _duration,
-    _piece_or_value,
-    _test_accuracy,
-    _value_label,
-    check_sweep,
+from imgcls.optuna_storage import import_optuna, live_trial, make_instance, make_pruner, open_storage
+from imgcls.studies.execution import (
+    Outcome,
     cores,
     execute,
-    make_run,
+    keep_alive_on_requeue_signal,
     run_folder,
-    stop_runs_on_sigterm,
-    submit,
-    write_tables,
+    slurm_task_threads,
+    test_accuracy,
 )
+from imgcls.studies.grid import GridRun, Sweep, check_sweep, make_run, piece_or_value, value_label
+from imgcls.studies.report import write_tables
 
 SEARCH_KEYS = ("trials", "metric", "direction", "storage", "sampler", "pruner", "space")
 PRUNED_AT = "pruned_at_epoch"  # the trial's user attribute that OptunaPruning sets
-
-
-def _optuna() -> Any:
-    try:
-        import optuna
-    except ImportError:
-        raise ConfigError(
-            "a sweep with `search:` needs optuna: pip install 'imgcls[search]' (or pip install optuna); "
-            "grid sweeps (`axes:`) need nothing more"
-        ) from None
-    return optuna
-
-
-def open_storage(spec: str) -> Any:
-    """An optuna storage from a sweep's ``storage:``: a database URL as it is, a ``.db``/``.sqlite``
-    file as SQLite, any other file as a journal (safe on shared filesystems)."""
-    optuna = _optuna()
-    if "://" in spec:
-        return spec
-    path = Path(spec).resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix in (".db", ".sqlite", ".sqlite3"):
-        return f"sqlite:///{path}"
-    from optuna.storages.journal import JournalFileBackend
-
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-
-
-def _instance(spec: Any, what: str, default: Any) -> Any:
-    """A sampler or pruner from ``{class_path, init_args}``; ``default`` when not given."""
-    if spec is None:
-        return default
-    if not isinstance(spec, dict) or "class_path" not in spec:
-        raise ConfigError(f"search.{what} must be {{class_path: ..., init_args: {{...}}}}, got {spec!r}")
-    module, _, name = str(spec["class_path"]).rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module), name)
-        return cls(**(spec.get("init_args") or {}))
-    except (ImportError, AttributeError, TypeError, ValueError) as err:
-        raise ConfigError(f"search.{what}: cannot make {spec['class_path']}: {err}") from None
 
 
 class Search:
     """A sweep's optuna study: its space as distributions, and the runs of its trials."""
 
     def __init__(self, sweep: Sweep) -> None:
-        optuna = _optuna()
+        optuna = import_optuna()
         spec = sweep.search or {}
         where = f"sweep file {sweep.path}: search"
         unknown = [key for key in spec if key not in SEARCH_KEYS]
@@ -124,7 +82,7 @@ class Search:
         self.bounds: dict[str, list[Any]] = {}  # the values the check parses
         for key, value in space.items():
             if isinstance(value, list) and value:
-                choices = [_piece_or_value(base, v) for v in value]
+                choices = [piece_or_value(base, v) for v in value]
                 # optuna keeps choices as plain values: pieces by their absolute path, the same
                 # for every process that joins the study, wherever it starts
                 choices = [c.resolve() if isinstance(c, Path) else c for c in choices]
@@ -154,20 +112,20 @@ class Search:
         storage_path = Path(self.storage_spec)
         if "://" not in self.storage_spec and not storage_path.is_absolute():
             self.storage_spec = str(sweep.folder / storage_path)
-        self.sampler = _instance(spec.get("sampler"), "sampler", None)
+        self.sampler = make_instance(spec.get("sampler"), "sampler")
         self.pruner_spec = spec.get("pruner")
         self.pruner = make_pruner(self.pruner_spec)
         self._study: Any = None
         self._lock = threading.Lock()
 
-    def check(self) -> None:
+    def check(self, parse: Callable[[list[str]], None]) -> None:
         """Parse the base config with each choice and each range's bounds (``check_sweep``)."""
-        check_sweep(self.sweep, self.bounds, kind="search.space")
+        check_sweep(self.sweep, parse, self.bounds, kind="search.space")
 
     @property
     def study(self) -> Any:
         if self._study is None:
-            self._study = _optuna().create_study(
+            self._study = import_optuna().create_study(
                 storage=open_storage(self.storage_spec),
                 study_name=self.sweep.name,
                 sampler=self.sampler,
@@ -181,7 +139,7 @@ class Search:
         """A trial's parameter as a run's value: a config piece back to its path."""
         return Path(value) if isinstance(value, str) and Path(value) in self.bounds.get(key, []) else value
 
-    def run_of(self, trial: Any) -> Run:
+    def run_of(self, trial: Any) -> GridRun:
         """The run of a trial: its parameters as values, the pruning callback, the folder ``trial=N``."""
         values = {key: self.value(key, v) for key, v in trial.params.items()}
         callback = [
@@ -201,13 +159,13 @@ class Search:
     def next_trial(self, job: str | None = None) -> Any | None:
         """The trial to run now: one this Slurm job started before a requeue, else a new one while
         the study has fewer than ``trials``; None when it is full."""
-        optuna = _optuna()
+        optuna = import_optuna()
         with self._lock:
             study = self.study
             if job is not None:
                 for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
                     if trial.user_attrs.get("slurm_job") == job:
-                        return _trial(study, trial)
+                        return live_trial(study, trial)
             if len(study.get_trials(deepcopy=False)) >= self.trials:
                 return None
             trial = study.ask(self.distributions)
@@ -218,73 +176,70 @@ class Search:
 
     def interrupted_trials(self) -> list[Any]:
         """Trials left running by a sweep that was stopped: this one continues them."""
-        optuna = _optuna()
+        optuna = import_optuna()
         study = self.study
         running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-        return [_trial(study, t) for t in running if "slurm_job" not in t.user_attrs]
+        return [live_trial(study, t) for t in running if "slurm_job" not in t.user_attrs]
 
-    def finish(self, trial: Any, run: Run, state: str) -> str:
+    def finish(self, trial: Any, run: GridRun, outcome: Outcome) -> Outcome:
         """Tell the study how the trial ended: its best epoch's ``metric``, pruned or failed."""
-        optuna = _optuna()
+        optuna = import_optuna()
         frozen = self.frozen(trial)
-        if state != "done":
+        if outcome is not Outcome.DONE:
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-            return "failed"
+            return Outcome.FAILED
         if PRUNED_AT in frozen.user_attrs:
             self.study.tell(trial, state=optuna.trial.TrialState.PRUNED, skip_if_finished=True)
-            return "pruned"
-        value = best_value(run_folder_of(self.sweep, run), self.metric, self.direction)
-        self.study.tell(trial, value, skip_if_finished=True)
-        return "done"
+            return Outcome.PRUNED
+        folder = run_folder(self.sweep, run)
+        if folder is None:
+            raise DataError(
+                f"trial {run.name} left no run folder with a checkpoint under {self.sweep.folder}"
+            )
+        self.study.tell(trial, best_value(folder, self.metric, self.direction), skip_if_finished=True)
+        return Outcome.DONE
 
-    def execute(self, trial: Any, threads: int | None, log: bool = True) -> str:
+    def execute(self, trial: Any, threads: int | None, log: bool = True) -> Outcome:
+        """Run (or continue) a trial's fit and, unless it was pruned, its test; tell the study."""
         run = self.run_of(trial)
-        logs = self.sweep.folder / "logs"
 
         def not_pruned(folder: Path) -> bool:
             return PRUNED_AT not in self.frozen(trial).user_attrs
 
-        state = execute(
+        outcome = execute(
             self.sweep,
             run,
             self.trials,
             threads,
-            logs / f"{run.name}.log" if log else None,
+            self.sweep.logs / f"{run.name}.log" if log else None,
             test_if=not_pruned,
         )
-        result = self.finish(trial, run, state)
-        if result == "pruned":
+        outcome = self.finish(trial, run, outcome)
+        if outcome is Outcome.PRUNED:
             epoch = self.frozen(trial).user_attrs.get(PRUNED_AT)
             print(
                 f"[{run.index + 1}/{self.trials}] {run.name}: pruned after epoch {epoch}, not tested",
                 flush=True,
             )
-        return result
+        return outcome
 
+    def is_complete(self) -> bool:
+        """Whether the study holds all its trials and none is running."""
+        running = import_optuna().trial.TrialState.RUNNING
+        trials = self.study.get_trials(deepcopy=False)
+        return len(trials) >= self.trials and all(t.state != running for t in trials)
 
-def _trial(study: Any, frozen: Any) -> Any:
-    """A live trial of the study from its stored record, to report to and tell."""
-    return _optuna().trial.Trial(study, frozen._trial_id)
-
-
-def make_pruner(spec: Any) -> Any:
-    """The pruner of ``search.pruner`` (optuna's default, MedianPruner, when None): made alike by the
-    sweep and by each trial's ``OptunaPruning``, so that both prune by the same rule."""
-    return _instance(spec, "pruner", None)
-
-
-def run_folder_of(sweep: Sweep, run: Run) -> Path:
-    """The trial's run folder (``sweep.run_folder``), which a finished trial must have."""
-    folder = run_folder(sweep, run)
-    if folder is None:
-        raise DataError(f"trial {run.name} left no run folder with a checkpoint under {sweep.folder}")
-    return folder
+    def best_line(self) -> str | None:
+        """The best complete trial, as a line; None before one completes."""
+        complete = import_optuna().trial.TrialState.COMPLETE
+        if not self.study.get_trials(deepcopy=False, states=(complete,)):
+            return None
+        best = self.study.best_trial
+        return f"imgcls: best trial {best.number}: {self.metric} {best.value:.4f} with {best.params}"
 
 
 def best_value(folder: Path, metric: str, direction: str) -> float:
     """The best epoch's ``metric`` of a fit (its ``metrics.csv``)."""
-    import pandas as pd
-
     table = pd.read_csv(folder / runs.METRICS_CSV)
     if metric not in table or table[metric].dropna().empty:
         raise DataError(
@@ -295,13 +250,11 @@ def best_value(folder: Path, metric: str, direction: str) -> float:
     return float(values.max() if direction == "maximize" else values.min())
 
 
-def run_search(search: Search, parallel: int = 1) -> dict[str, int]:
+def run_search(search: Search, parallel: int = 1) -> dict[Outcome, int]:
     """Trials here until the study holds ``trials``: first those a stopped sweep left running, then
     new ones, ``parallel`` at a time. Returns how many ended done, pruned or failed."""
-    from concurrent.futures import ThreadPoolExecutor
-
     threads = max(1, cores() // parallel) if parallel > 1 else None
-    counts = {"done": 0, "pruned": 0, "failed": 0}
+    counts = dict.fromkeys(Outcome, 0)
     leftover = search.interrupted_trials()
     lock = threading.Lock()
 
@@ -312,9 +265,9 @@ def run_search(search: Search, parallel: int = 1) -> dict[str, int]:
             trial = trial or search.next_trial()
             if trial is None:
                 return
-            state = search.execute(trial, threads)
+            outcome = search.execute(trial, threads)
             with lock:
-                counts[state] += 1
+                counts[outcome] += 1
 
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         for future in [pool.submit(worker) for _ in range(parallel)]:
@@ -322,24 +275,18 @@ def run_search(search: Search, parallel: int = 1) -> dict[str, int]:
     return counts
 
 
-def run_search_task(search: Search) -> str:
+def run_search_task(search: Search) -> Outcome:
     """One trial, as a task of a Slurm job array: the one this job ran before a requeue, or a new one."""
-    import signal
-
-    job = runs.slurm_job()
-    signal.signal(signal.SIGUSR1, lambda signum, frame: None)  # Lightning's, in the fit, requeues
-    trial = search.next_trial(job)
+    keep_alive_on_requeue_signal()
+    trial = search.next_trial(runs.slurm_job())
     if trial is None:
         print(f"imgcls: the study {search.sweep.name} already has its {search.trials} trials", flush=True)
-        return "done"
-    threads = int(os.environ["SLURM_CPUS_PER_TASK"]) if os.environ.get("SLURM_CPUS_PER_TASK") else None
-    return search.execute(trial, threads, log=False)
+        return Outcome.DONE
+    return search.execute(trial, slurm_task_threads(), log=False)
 
 
-def trials_table(search: Search) -> Any:
+def trials_table(search: Search) -> pd.DataFrame:
     """One row per trial: number, state, value, parameters, test accuracy and run folder."""
-    import pandas as pd
-
     rows = []
     for trial in search.study.get_trials(deepcopy=False):
         run_name = trial.user_attrs.get("run", f"trial={trial.number}")
@@ -349,82 +296,28 @@ def trials_table(search: Search) -> Any:
             "state": trial.state.name.lower(),
             search.metric: trial.value,
         }
-        row.update({key: _value_label(search.value(key, v)) for key, v in trial.params.items()})
+        row.update({key: value_label(search.value(key, v)) for key, v in trial.params.items()})
         row["pruned_at_epoch"] = trial.user_attrs.get(PRUNED_AT)
-        row["test_acc"] = _test_accuracy(versions[-1]) if versions else None
+        row["test_acc"] = test_accuracy(versions[-1]) if versions else None
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def write_search_report(search: Search) -> dict[str, Path]:
-    """``comparison/`` of the tested trials and ``trials.md``/``trials.csv`` (every trial, best first)."""
+    """``comparison/`` of the tested trials and ``trials.md``/``trials.csv`` (every trial, best first).
 
+    Raises:
+        DataError: no trial was tested (every one pruned or failed).
+    """
     folders = [
         v
         for t in search.study.get_trials(deepcopy=False)
         for v in runs.version_dirs(search.sweep.folder / f"trial={t.number}")[-1:]
     ]
 
-    def table(comparison: Any) -> Any:
+    def table(comparison: pd.DataFrame) -> pd.DataFrame:
         trials = trials_table(search)
         return trials.sort_values(search.metric, ascending=search.direction == "minimize", na_position="last")
 
     note = f"{search.metric}: the trial's best epoch ({search.direction}); test_acc of its tested checkpoint."
     return write_tables(search.sweep, folders, "trials", table, search.trials, note)
-
-
-def search_command(sweep: Sweep, args: Any) -> int:
-    """``imgcls sweep`` of a sweep file with ``search:`` (the options of ``imgcls.sweep.sweep_command``)."""
-    import sys
-    import time
-
-    search = Search(sweep)
-
-    def report() -> None:
-        try:
-            written = write_search_report(search)
-        except DataError as err:  # every trial pruned or failed: nothing was tested
-            print(f"imgcls: {err}", flush=True)
-            return
-        print(written["trials_md"].read_text(), flush=True)
-        print("wrote " + ", ".join(str(p) for p in written.values()), file=sys.stderr, flush=True)
-
-    if args.report:
-        report()
-        return 0
-    if args.task is None and not args.no_check:
-        search.check()
-    if args.dry_run:
-        print(
-            f"search {sweep.name}: {search.trials} trials of {search.metric} ({search.direction}) into "
-            f"{sweep.folder}, study in {search.storage_spec}"
-        )
-        for key, distribution in search.distributions.items():
-            print(f"  {key}: {distribution}")
-        return 0
-    if args.slurm:
-        submit(sweep, search.trials, args.parallel, args.sbatch)
-        return 0
-    if args.task is not None:
-        state = run_search_task(search)
-        running = _optuna().trial.TrialState.RUNNING
-        trials = search.study.get_trials(deepcopy=False)
-        if len(trials) >= search.trials and all(t.state != running for t in trials):
-            report()  # the task that ends the study writes the comparison
-        return 0 if state in ("done", "pruned") else 1
-    stop_runs_on_sigterm()
-    started = time.perf_counter()
-    counts = run_search(search, args.parallel or 1)
-    print(
-        f"imgcls: search {sweep.name}: {counts['done']} trials done, {counts['pruned']} pruned, "
-        f"{counts['failed']} failed in {_duration(time.perf_counter() - started)}",
-        flush=True,
-    )
-    if search.study.get_trials(deepcopy=False, states=(_optuna().trial.TrialState.COMPLETE,)):
-        best = search.study.best_trial
-        print(
-            f"imgcls: best trial {best.number}: {search.metric} {best.value:.4f} with {best.params}",
-            flush=True,
-        )
-    report()
-    return 1 if counts["failed"] else 0
