@@ -478,6 +478,23 @@ def test_summary_options_errors_are_one_line(
     assert "usage:" not in captured.err + captured.out
 
 
+def test_summary_takes_a_run_folder_as_its_argument(
+    seeds: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert summary_json([str(seeds[0])], capsys) == summary_json(["--run", str(seeds[0])], capsys)
+    with pytest.raises(ConfigError, match="two run folders given"):
+        summary_command([str(seeds[0]), "--run", str(seeds[1])])
+
+
+def test_compare_writes_beside_the_runs_by_default(
+    seeds: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where a user runs it: the folder that holds runs/
+    written = compare_command([str(seeds[0]), "--no-figures"])
+    assert written["comparison_md"] == Path("runs") / "comparison" / "comparison.md"
+    assert written["comparison_md"].is_file() and not (tmp_path / "comparison").exists()
+
+
 def test_compare_options(capsys: pytest.CaptureFixture[str], seeds: list[Path], tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["compare", "--help"])

@@ -234,6 +234,16 @@ def test_threads_sets_torch_threads_and_rejects_zero(
     assert "--threads must be 1 or more" in err
 
 
+def test_the_model_summary_counts_flops_on_an_example_input(
+    cli_args: list[str], capsys: pytest.CaptureFixture
+) -> None:
+    """Lightning's summary table runs the model's example input through the datamodule's batch hooks:
+    without one its FLOPs column reads 0."""
+    main(["fit", *cli_args, "--trainer.max_epochs=1"])
+    total = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Total FLOPs")]
+    assert len(total) == 1 and total[0].split(":")[1].strip() not in ("0", ""), total
+
+
 @pytest.mark.parametrize("native", [True, False])
 def test_bf16_falls_back_to_float32_where_the_cpu_would_emulate_it(
     cli_args: list[str], native: bool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
