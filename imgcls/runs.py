@@ -14,7 +14,7 @@ A run folder::
     metrics.json, classification_report.csv, confusion_matrix.csv/.png, predictions.csv,
     examples.png, class_distribution.csv/.png             after test of best.ckpt
     test-<checkpoint>[-tta-<mode>]/         the same, for another checkpoint or test-time augmentation
-    predict[-tta-<mode>].csv                after predict
+    predict[-tta-<mode>][_N].csv            after predict; a later predict numbers its CSV (_2, _3...)
     validate/, test/, test-last/ ...        TensorBoard and CSV logs of each evaluation, at the step of
                                             the checkpoint it evaluated: apart from the fit's curves
 
@@ -312,6 +312,43 @@ def predict_filename(test_time_augmentation: str = "none", filename: str = PREDI
         return filename
     path = Path(filename)
     return path.with_stem(f"{path.stem}-tta-{test_time_augmentation}").name
+
+
+def numbered_filename(filename: str, number: int) -> str:
+    """The ``number``-th file of a kind, as ``config_<command>.yaml`` files are numbered: ``predict.csv``
+    for the first, then ``predict_2.csv``, ``predict_3.csv``..."""
+    if number == 1:
+        return filename
+    path = Path(filename)
+    return path.with_stem(f"{path.stem}_{number}").name
+
+
+def free_predict_filename(
+    folder: Path, test_time_augmentation: str = "none", filename: str = PREDICT_CSV
+) -> str:
+    """The first name of ``predict_filename``'s numbering that ``folder`` does not hold yet: each
+    ``predict`` of a run writes a CSV of its own, and none overwrites an earlier one."""
+    name = predict_filename(test_time_augmentation, filename)
+    number = 1
+    while (Path(folder) / numbered_filename(name, number)).exists():
+        number += 1
+    return numbered_filename(name, number)
+
+
+def predict_csvs(
+    folder: Path, test_time_augmentation: str = "none", filename: str = PREDICT_CSV
+) -> list[Path]:
+    """The CSVs that ``predict`` wrote into ``folder`` with one test-time augmentation, in number
+    order (``predict.csv``, ``predict_2.csv``...)."""
+    name = predict_filename(test_time_augmentation, filename)
+    path = Path(name)
+    pattern = re.compile(rf"{re.escape(path.stem)}(?:_([2-9]|[1-9]\d+))?{re.escape(path.suffix)}")
+    found = []
+    for candidate in Path(folder).glob(f"{path.stem}*{path.suffix}"):
+        match = pattern.fullmatch(candidate.name)
+        if match and candidate.is_file():
+            found.append((int(match.group(1) or 1), candidate))
+    return [candidate for _, candidate in sorted(found)]
 
 
 # leaf folders that name a layout, not a dataset (``fashion_mnist/raw``, torchvision's ``MNIST/raw``)

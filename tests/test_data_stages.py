@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from imgcls import CIFAR10DataModule, EuroSATDataModule, ImageFolderDataModule
+from imgcls.errors import DataError
 
 SPLITS = ("train", "val", "test")
 
@@ -166,6 +168,66 @@ def test_predict_on_a_folder_decodes_no_pool(fixture_roots: dict[str, Path], tmp
     datamodule.setup("predict")
     assert set(datamodule.datasets) == {"predict"} and len(datamodule.datasets["predict"]) == 5
     assert not (tmp_path / "cache").exists()
+
+
+def intel_predicting_on(
+    fixture_roots: dict[str, Path], predict_root: Path, tmp_path: Path
+) -> ImageFolderDataModule:
+    intel = fixture_roots["intel"]
+    return ImageFolderDataModule(
+        str(intel / "seg_train"),
+        test_root=str(intel / "seg_test"),
+        predict_root=str(predict_root),
+        image_size=32,
+        num_workers=0,
+        cache_dir=str(tmp_path / "cache"),
+    )
+
+
+def test_predict_root_may_be_one_image_file(fixture_roots: dict[str, Path], tmp_path: Path) -> None:
+    image = sorted((fixture_roots["intel"] / "seg_pred").iterdir())[0]
+    datamodule = intel_predicting_on(fixture_roots, image, tmp_path)
+    datamodule.setup("predict")
+    assert len(datamodule.datasets["predict"]) == 1
+    assert datamodule.sample_name("predict", 0) == str(image)
+    assert next(iter(datamodule.predict_dataloader()))["image"].shape == (1, 3, 32, 32)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("missing", r"predict_root .*missing does not exist; .* a folder of images or .* one image file"),
+        ("notes.txt", r"predict_root .*notes\.txt is not an image file"),
+    ],
+)
+def test_a_predict_root_that_is_no_image_says_what_it_may_be(
+    name: str, message: str, fixture_roots: dict[str, Path], tmp_path: Path
+) -> None:
+    (tmp_path / "notes.txt").write_text("not an image")
+    datamodule = intel_predicting_on(fixture_roots, tmp_path / name, tmp_path)
+    with pytest.raises(DataError, match=message):
+        datamodule.setup("predict")
+
+
+def test_predict_folder_names_the_files_it_skips(
+    fixture_roots: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "pred"
+    shutil.copytree(fixture_roots["intel"] / "seg_pred", folder)
+    for name in ("notes.txt", "data.csv", ".DS_Store"):
+        (folder / name).write_text("not an image")
+    datamodule = intel_predicting_on(fixture_roots, folder, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="imgcls.data"):
+        datamodule.setup("predict")
+    assert len(datamodule.datasets["predict"]) == 5  # the images are all predicted, the others skipped
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        f"predict folder {folder}: 2 files are not images and are skipped: data.csv, notes.txt"
+    ]
+    # a folder of no images at all stays an error that names it
+    for image in datamodule.datasets["predict"].paths:
+        Path(image).unlink()
+    with pytest.raises(DataError, match=f"predict folder {folder} holds no images"):
+        intel_predicting_on(fixture_roots, folder, tmp_path).setup("predict")
 
 
 def test_building_the_cache_leaves_the_training_seed_alone(eurosat_root: Path, tmp_path: Path) -> None:

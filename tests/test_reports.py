@@ -7,12 +7,14 @@ real CLI, tests them, and predicts with one; test_analysis and test_notebooks re
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
+from imgcls import runs
 from imgcls.callbacks.reports import TopKPredictions, prediction_rows
 from imgcls.commands import main
 from imgcls.runs import dataset_name
@@ -39,6 +41,8 @@ FIT = ["--trainer.max_epochs=2", "--trainer.limit_train_batches=2", "--trainer.l
 # experiment name -> extra arguments per run; the two runs differ only in seed
 RUNS = {"tiny": [["--seed_everything=0"], ["--seed_everything=1"]]}
 _MADE: dict[str, dict[str, list[Path]]] = {}
+# the copy of a run loads a checkpoint saved in another folder, which Lightning remarks on
+COPIED_RUN = pytest.mark.filterwarnings("ignore:The dirpath has changed")
 
 
 def make_tiny_runs(root: Path) -> dict[str, list[Path]]:
@@ -72,19 +76,31 @@ def make_tiny_runs(root: Path) -> dict[str, list[Path]]:
     for i in range(3):
         src = next((data / folders.EUROSAT_CLASSES[i]).iterdir())
         (unlabeled / f"image_{i}.jpg").write_bytes(src.read_bytes())
+    predict(first, unlabeled, data)
+    _MADE["runs"] = made
+    return made
+
+
+def predict(run_dir: Path, predict_root: Path, data: Path) -> None:
+    """``imgcls predict`` with the best checkpoint of a tiny run (``runs_dir/tiny/version_N``)."""
     main(
         [
             "predict",
             *FAST,
             f"--data.init_args.root={data}",
-            f"--runs_dir={runs_dir}",
+            f"--runs_dir={run_dir.parents[1]}",
             "--experiment=tiny",
-            f"--ckpt_path={first / 'checkpoints' / 'best.ckpt'}",
-            f"--data.init_args.predict_root={unlabeled}",
+            f"--ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}",
+            f"--data.init_args.predict_root={predict_root}",
         ]
     )
-    _MADE["runs"] = made
-    return made
+
+
+def copy_run(run_dir: Path, tmp_path: Path) -> Path:
+    """A copy of a tiny run, for a test that adds files to a run: the shared runs stay as made."""
+    copy = tmp_path / "runs" / "tiny" / "version_0"
+    shutil.copytree(run_dir, copy)
+    return copy
 
 
 @pytest.fixture(scope="session")
@@ -132,6 +148,45 @@ def test_predict_writes_top_k_csv_for_a_folder_of_images(run: Path) -> None:
     assert predictions["sample"].str.contains("image_").all()
     assert (predictions["true"] == "").all()  # unlabeled images
     assert predictions["top1_prob"].between(0, 1).all()
+
+
+@COPIED_RUN
+def test_a_second_predict_numbers_its_csv_and_keeps_the_first(run: Path, tmp_path: Path) -> None:
+    """A user's second ``predict`` of a run overwrote its first predict.csv (the config was numbered)."""
+    root = run.parents[2]  # make_tiny_runs's folder: eurosat/, unlabeled/, runs/
+    copy = copy_run(run, tmp_path)
+    first = (copy / "predict.csv").read_bytes()
+    predict(copy, root / "unlabeled", root / "eurosat")
+    assert (copy / "predict.csv").read_bytes() == first
+    assert len(pd.read_csv(copy / "predict_2.csv")) == 3
+    assert (copy / "config_predict_2.yaml").is_file()
+    assert runs.predict_csvs(copy) == [copy / "predict.csv", copy / "predict_2.csv"]
+
+
+@COPIED_RUN
+def test_predict_on_one_image_file(run: Path, tmp_path: Path) -> None:
+    """``--data.init_args.predict_root path/to/image.jpg`` was refused as "does not exist"."""
+    root = run.parents[2]
+    copy = copy_run(run, tmp_path)
+    image = root / "unlabeled" / "image_1.jpg"
+    predict(copy, image, root / "eurosat")
+    predictions = pd.read_csv(copy / "predict_2.csv", keep_default_na=False)
+    assert predictions["sample"].tolist() == [str(image)]
+    assert predictions["top1_prob"].between(0, 1).all()
+
+
+def test_predict_csv_names_count_up_like_config_names(tmp_path: Path) -> None:
+    assert runs.free_predict_filename(tmp_path) == "predict.csv"
+    for name in ("predict.csv", "predict_2.csv", "predict-tta-dihedral.csv", "predict_notes.csv"):
+        (tmp_path / name).touch()
+    assert runs.free_predict_filename(tmp_path) == "predict_3.csv"
+    assert runs.free_predict_filename(tmp_path, "dihedral") == "predict-tta-dihedral_2.csv"
+    assert runs.free_predict_filename(tmp_path, "hflip") == "predict-tta-hflip.csv"
+    (tmp_path / "predict_10.csv").touch()
+    assert runs.predict_csvs(tmp_path) == [
+        tmp_path / n for n in ("predict.csv", "predict_2.csv", "predict_10.csv")
+    ]
+    assert runs.predict_csvs(tmp_path, "dihedral") == [tmp_path / "predict-tta-dihedral.csv"]
 
 
 @pytest.mark.parametrize(

@@ -389,13 +389,15 @@ def _data_root(trainer: Trainer) -> str | None:
 class PredictionWriter(BasePredictionWriter):
     """Write ``predict``'s top-k classes and probabilities per image as a CSV in the run folder.
 
-    Predicts on ``data.predict_root`` (a folder of unlabeled images) when set, else on the datamodule's
-    predict split (its test split); ``true`` and ``correct`` columns are filled where labels exist.
+    Predicts on ``data.predict_root`` (a folder of unlabeled images, or one image file) when set, else on
+    the datamodule's predict split (its test split); ``true`` and ``correct`` columns are filled where
+    labels exist.
 
     Args:
         output_dir: where to write; None uses the run folder of the checkpoint (``runs/<name>/version_N``).
         filename: name of the CSV; with test-time augmentation its stem gets ``-tta-<mode>``
-            (``predict-tta-dihedral.csv``), so the plain predictions stay.
+            (``predict-tta-dihedral.csv``), so the plain predictions stay. A name the folder already
+            holds is numbered, never overwritten: ``predict_2.csv``, ``predict_3.csv``...
         top_k: classes (with probabilities) per image.
     """
 
@@ -442,6 +444,7 @@ class PredictionWriter(BasePredictionWriter):
         folder.mkdir(parents=True, exist_ok=True)
         names = _sample_names(trainer, "predict", gathered["index"])
         rows = prediction_rows(gathered, _class_names(pl_module), names)
-        self.path = folder / runs.predict_filename(tta_mode(pl_module), self.filename)
+        # a later predict of the run (other images, checkpoint) writes predict_2.csv, not over this one
+        self.path = folder / runs.free_predict_filename(folder, tta_mode(pl_module), self.filename)
         write_rows(self.path, rows)
         log.info("wrote %d predictions to %s", len(rows), self.path)

@@ -34,7 +34,7 @@ from imgcls.data.cache import (
     batched_loader,
     cache_pool,
 )
-from imgcls.data.datasets import ImageFileDataset, list_images
+from imgcls.data.datasets import IMAGE_EXTENSIONS, ImageFileDataset, images_of_folder
 from imgcls.data.samplers import SeededShuffle, run_seed
 from imgcls.data.splits import cap_per_class, stratified_split
 from imgcls.data.transforms import BatchTransform, check_augmentation, scaled_size
@@ -73,7 +73,8 @@ class ImageDataModule(LightningDataModule):
         max_translate_px: largest shift of the ``flip_translate`` preset, in pixels at ``image_size``.
         mean: per-channel normalization mean in [0, 1] units; None uses the dataset's default.
         std: per-channel normalization standard deviation; None uses the dataset's default.
-        predict_root: a folder of unlabeled images for ``predict``; None predicts on the test split.
+        predict_root: a folder of unlabeled images for ``predict``, or one image file; None predicts on
+            the test split.
         pin_memory: pin host memory for faster copies to a GPU; None pins when CUDA is available.
         persistent_workers: keep loader workers alive between epochs (no restart cost per epoch).
         cache: ``auto`` decodes the dataset once into a uint8 cache in ``cache_dir`` when it fits
@@ -164,6 +165,12 @@ class ImageDataModule(LightningDataModule):
     def _image_reader(self) -> Callable[[str], torch.Tensor] | None:
         """How one image file becomes a (C, H, W) tensor; None decodes it with ``read_image``."""
         return None
+
+    @property
+    def reads_image_files(self) -> bool:
+        """Whether its images are ordinary image files decoded as ``read_image`` does (RGB or grayscale),
+        so that new images for its models decode the same way; False for a reader of its own (bands)."""
+        return self._image_reader() is None
 
     # --- what the model links to --------------------------------------------------------------
 
@@ -319,14 +326,22 @@ class ImageDataModule(LightningDataModule):
             )
 
     def _predict_pool(self) -> Dataset:
-        folder = self.predict_root
-        if folder is None or not folder.is_dir():
+        path = self.predict_root
+        if path is None or not path.exists():
             raise DataError(
-                f"predict folder {folder} does not exist; set data.predict_root to a folder of images"
+                f"data.predict_root {path} does not exist; set it to a folder of images or to one image file"
             )
-        files = list_images(folder)
-        if not files:
-            raise DataError(f"predict folder {folder} holds no images")
+        if path.is_dir():
+            files = images_of_folder(
+                path, "predict folder", "set data.predict_root to another folder or to one image file"
+            )
+        elif path.suffix.lower() in IMAGE_EXTENSIONS:
+            files = [path]
+        else:
+            raise DataError(
+                f"data.predict_root {path} is not an image file ({', '.join(IMAGE_EXTENSIONS)}); set it to a "
+                "folder of images or to one image file"
+            )
         return ImageFileDataset(
             files, [-1] * len(files), self.in_chans, self.image_size, self._image_reader()
         )

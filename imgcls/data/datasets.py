@@ -6,6 +6,7 @@ normalizes whole batches: workers only decode and resize.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,6 +19,8 @@ from torchvision.transforms.v2 import functional as F
 
 from imgcls.errors import DataError
 
+log = logging.getLogger(__name__)
+SKIPPED_SHOWN = 5  # names of skipped files a warning lists
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
@@ -27,21 +30,24 @@ def read_image(path: str | Path, in_chans: int) -> torch.Tensor:
     Mixed inputs (grayscale, RGBA, palette, 16-bit) are converted to ``in_chans`` (1 or 3) channels.
     A corrupt or truncated file raises a ``DataError`` that names it.
     """
-    mode = {1: "L", 3: "RGB"}.get(in_chans)
-    if mode is None:
+    if in_chans not in (1, 3):
         raise DataError(f"image files decode to 1 or 3 channels, not {in_chans}")
     try:
         with Image.open(path) as img:
-            if img.mode == "I;16" or img.mode == "I":
-                # 16-bit grayscale: scale to 8 bits before the mode conversion clips it
-                arr = np.asarray(img, dtype=np.float32)
-                img = Image.fromarray((arr / max(float(arr.max()), 1.0) * 255).astype(np.uint8))
-            img = img.convert(mode)
-            array = np.array(img, dtype=np.uint8)
+            return image_to_tensor(img, in_chans)
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
         raise DataError(
             f"cannot read image {path}: {err}. Replace or delete the file, then run again."
         ) from err
+
+
+def image_to_tensor(img: Image.Image, in_chans: int) -> torch.Tensor:
+    """A PIL image as a uint8 tensor of shape (in_chans, H, W), converted as ``read_image`` converts files."""
+    if img.mode == "I;16" or img.mode == "I":
+        # 16-bit grayscale: scale to 8 bits before the mode conversion clips it
+        arr = np.asarray(img, dtype=np.float32)
+        img = Image.fromarray((arr / max(float(arr.max()), 1.0) * 255).astype(np.uint8))
+    array = np.array(img.convert({1: "L", 3: "RGB"}[in_chans]), dtype=np.uint8)
     if array.ndim == 2:
         array = array[:, :, None]
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
@@ -167,6 +173,35 @@ def list_images(folder: Path) -> list[Path]:
         for p in folder.iterdir()
         if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
     )
+
+
+def images_of_folder(folder: Path, what: str = "folder", fix: str = "") -> list[Path]:
+    """The images of a folder of images to classify (``list_images``), saying in one warning which of its
+    other files it skips.
+
+    Args:
+        folder: the folder.
+        what: how the messages name it (``predict folder``).
+        fix: what else the user may do when it holds no image.
+
+    Raises:
+        DataError: it holds no image.
+    """
+    files = list_images(folder)
+    images = set(files)
+    # hidden files (.DS_Store) are the system's, not the user's: skipped without a word
+    others = sorted(
+        p.name for p in folder.iterdir() if p.is_file() and p not in images and not p.name.startswith(".")
+    )
+    if others:
+        shown = ", ".join(others[:SKIPPED_SHOWN]) + (", ..." if len(others) > SKIPPED_SHOWN else "")
+        count = len(others)
+        said = "1 file is not an image and is" if count == 1 else f"{count} files are not images and are"
+        log.warning("%s %s: %s skipped: %s", what, folder, said, shown)
+    if not files:
+        hint = f"; add images to it or {fix}" if fix else ""
+        raise DataError(f"{what} {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)}){hint}")
+    return files
 
 
 def scan_class_folders(
