@@ -56,3 +56,21 @@ def test_bench_defaults_transfer_runs_both_sides(fixture_roots: dict[str, Path])
     assert "test accuracy: plain" in out and "wall time ratio imgcls/plain" in out
     # the same images on both sides: 5 per class, less the 1 per class imgcls validates on
     assert "plain trained on 40 and tested on 20, imgcls 40 and 20" in out
+
+
+def test_bench_inference_runs_the_three_runtimes(fixture_roots: dict[str, Path], tmp_path: Path) -> None:
+    from imgcls.commands import main
+
+    args = ["--config", str(REPO / "configs" / "eurosat_sample.yaml"), f"--runs_dir={tmp_path}"]
+    args += [f"--data.init_args.root={fixture_roots['eurosat']}", "--model.backbone=test_resnet"]
+    args += ["--data.init_args.image_size=32", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2"]
+    main(["fit", *args])
+    main(["test", *args, "--ckpt_path=best"])
+    out = run_benchmark(
+        "benchmarks.bench_inference",
+        f"--ckpt={tmp_path / 'eurosat_sample' / 'version_0'}",
+        "--repeats=2",
+        "--warmup=1",
+    )
+    for runtime in ("eager", "torch.export", "onnxruntime"):
+        assert f"    1  {runtime}" in out and f"   64  {runtime}" in out

@@ -15,10 +15,11 @@ PACKAGE = REPO / "imgcls"
 # those of the floors below it
 FLOORS = (
     ("imgcls.commands",),
-    ("imgcls.studies", "imgcls.fewshot", "imgcls.analysis"),
+    ("imgcls.studies", "imgcls.fewshot", "imgcls.analysis", "imgcls.inference"),
     ("imgcls.callbacks", "imgcls.models", "imgcls.data", "imgcls.plots"),
     (
         "imgcls.runs",
+        "imgcls.contract",
         "imgcls.loggers",
         "imgcls.stats",
         "imgcls.optuna_storage",

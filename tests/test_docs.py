@@ -176,9 +176,28 @@ def cli_problems(args: list[str], base: Path) -> list[str]:
         known = parameters(FewShotStudy) | FEWSHOT_KEYS
         names = [o[2:].split("=", 1)[0] for o in options if o.startswith("--")]
         return [f"imgcls fewshot --{n}: no such option" for n in names if n.split(".")[0] not in known]
+    if command in PARSED_COMMANDS and not (command == "predict" and "--config" in options):
+        from imgcls.commands.arguments import option_strings
+
+        known = set(option_strings(PARSED_COMMANDS[command]()))
+        names = [o.split("=", 1)[0] for o in options if o.startswith("--")]
+        return [f"imgcls {command} {n}: no such option" for n in names if n not in known]
     if command not in TRAINER_COMMANDS:
         return []
     return option_problems(options, line_data_class(options, base))
+
+
+def _parser_of(module: str, name: str):
+    return lambda: getattr(importlib.import_module(f"imgcls.commands.{module}"), name)()
+
+
+# commands with a parser of their own (not LightningCLI's): their options are checked against it
+PARSED_COMMANDS = {
+    "predict": _parser_of("predict", "predict_parser"),
+    "export": _parser_of("export", "export_parser"),
+    "summary": _parser_of("summary", "summary_parser"),
+    "compare": _parser_of("compare", "compare_parser"),
+}
 
 
 def line_data_class(options: list[str], base: Path) -> str | None:

@@ -1,11 +1,12 @@
 """Every imgcls callback: the writers of a run folder, TensorBoard reports, throughput, progress lines.
 
-``TestReportWriter``, ``PredictionWriter``, ``RunInfoWriter`` and ``RandomStates`` make the run folder
+``TestReportWriter``, ``PredictionWriter``, ``RunInfoWriter``, ``RandomStates`` and ``ContractWriter`` make the run folder
 (and its resumes) and are added by the CLI; the others are configured in YAML under ``trainer.callbacks``
 (``class_path: imgcls.callbacks.ImagesPerSecond``).
 """
 
 from imgcls.callbacks.averaging import EMA
+from imgcls.callbacks.contract import ContractWriter
 from imgcls.callbacks.optuna_pruning import OptunaPruning
 from imgcls.callbacks.progress import EpochLines
 from imgcls.callbacks.random_states import RandomStates
@@ -22,6 +23,7 @@ from imgcls.callbacks.throughput import ImagesPerSecond
 
 __all__ = [
     "EMA",
+    "ContractWriter",
     "EpochLines",
     "ImagesPerSecond",
     "OptunaPruning",

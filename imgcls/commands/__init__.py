@@ -11,7 +11,7 @@ import difflib
 import logging
 import sys
 
-from imgcls.commands import compare, fewshot, summary, sweep, train
+from imgcls.commands import compare, export, fewshot, predict, summary, sweep, train
 from imgcls.commands.arguments import error_line
 from imgcls.commands.command import Command
 from imgcls.errors import ConfigError, ImgclsError
@@ -19,7 +19,7 @@ from imgcls.quiet import silence_library_noise
 
 COMMANDS: dict[str, Command] = {
     command.name: command
-    for module in (train, summary, compare, sweep, fewshot)
+    for module in (train, predict, summary, compare, export, sweep, fewshot)
     for command in module.COMMANDS
 }
 

@@ -21,6 +21,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from imgcls import runs
 from imgcls.callbacks import (
     EMA,
+    ContractWriter,
     EpochLines,
     PredictionWriter,
     ProgressiveResizing,
@@ -77,7 +78,7 @@ class RunConfigSaver(SaveConfigCallback):
             command = getattr(trainer.state.fn, "value", stage)
             name, count = runs.CONFIG, 1
             while (folder / name).exists():
-                name = f"config_{command}.yaml" if count == 1 else f"config_{command}_{count}.yaml"
+                name = runs.numbered_filename(f"config_{command}.yaml", count)
                 count += 1
             folder.mkdir(parents=True, exist_ok=True)
             self.parser.save(self.config, str(folder / name), skip_unset=False, multifile=self.multifile)
@@ -271,6 +272,7 @@ class ImgclsCLI(LightningCLI):
         # in every command: Lightning warns when a checkpoint holds the state of a callback that is
         # missing, and RandomStates sets states back only when training starts
         callbacks.append(RandomStates())
+        callbacks.append(ContractWriter())  # every checkpoint says what inference needs
         if self.subcommand in ("fit", None):
             callbacks.append(RunInfoWriter())
         return callbacks

@@ -1,4 +1,5 @@
-"""``imgcls fit | validate | test | predict``: LightningCLI's commands, run by ``ImgclsCLI``.
+"""``imgcls fit | validate | test``: LightningCLI's commands, run by ``ImgclsCLI`` (``predict`` with a
+config too: ``imgcls.commands.predict``).
 
 imgcls fit --config configs/eurosat_resnet50.yaml --data.init_args.root PATH
 imgcls test --config configs/eurosat_resnet50.yaml --ckpt_path best
@@ -41,11 +42,5 @@ COMMANDS = (
         TRAINING,
         "score a checkpoint on the test split and write its report into the run folder",
         _lightning("test"),
-    ),
-    Command(
-        "predict",
-        TRAINING,
-        "write the top-k classes of every image into the run folder",
-        _lightning("predict"),
     ),
 )

@@ -7,7 +7,6 @@ would give it to a model); the frozen-feature methods then index that one tensor
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import Sequence
@@ -35,9 +34,9 @@ from imgcls.fewshot.methods import (
     summarize_accuracies,
 )
 from imgcls.models.backbones import create_backbone, is_weights_path
-from imgcls.models.classifier import ImageClassifier, check_checkpoint_channels
+from imgcls.models.checkpoints import classifier_from_checkpoint, read_checkpoint
+from imgcls.models.classifier import check_checkpoint_channels
 from imgcls.models.weights import load_backbone_weights
-from imgcls.runs import read_checkpoint_position
 
 log = logging.getLogger(__name__)
 
@@ -76,22 +75,6 @@ class FewShotBackbone:
         if self.pretrained is True:
             return "the library's ImageNet weights"
         return f"weights {self.pretrained}" if self.pretrained else "random weights"
-
-
-def _read_checkpoint(path: Path) -> dict[str, Any]:
-    """An imgcls checkpoint's contents; a plain weights file or a damaged one is a clear error."""
-    not_checkpoint = ConfigError(
-        f"--ckpt_path {path} is not an imgcls checkpoint (no hyper_parameters naming a backbone): a plain weights "
-        f"file. Pass it as --pretrained {path} with --backbone NAME, the architecture it was trained with."
-    )
-    if path.suffix == ".safetensors":
-        raise not_checkpoint
-    position = read_checkpoint_position(path)  # DataError for an empty, truncated or foreign file
-    checkpoint = torch.load(path, map_location="cpu", weights_only=position["weights_only"], mmap=True)
-    hparams = checkpoint.get("hyper_parameters")
-    if not isinstance(hparams, dict) or not hparams.get("backbone") or "state_dict" not in checkpoint:
-        raise not_checkpoint
-    return checkpoint
 
 
 def load_backbone(
@@ -147,7 +130,7 @@ def load_backbone(
         raise ConfigError(
             f"--ckpt_path and --pretrained {str(pretrained).lower()} both give the weights; pass one of them"
         )
-    checkpoint = _read_checkpoint(path)
+    checkpoint = read_checkpoint(path)
     hparams = checkpoint["hyper_parameters"]
     name = hparams["backbone"]
     if backbone and backbone != name:
@@ -161,17 +144,7 @@ def load_backbone(
         f"--ckpt_path {path}",
         f"pass --backbone {name} --pretrained {path} instead",
     )
-    accepted = inspect.signature(ImageClassifier).parameters
-    # its weights come from the checkpoint: no download, no weights file that may have moved since
-    arguments = {k: v for k, v in hparams.items() if k in accepted} | {"pretrained": False, "compile": False}
-    model = ImageClassifier(**arguments)
-    try:
-        model.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as err:
-        raise ConfigError(
-            f"--ckpt_path {path} does not fit the {name} model its hyperparameters describe "
-            f"({str(err).splitlines()[0]}); was it saved by another version of the library?"
-        ) from None
+    model = classifier_from_checkpoint(checkpoint, path)
     # the head's first layer takes the backbone's features (create_head: Dropout has no width)
     width = next(m for m in model.head.modules() if isinstance(m, nn.Linear)).in_features
     return FewShotBackbone(model.backbone, width, name, str(path.resolve()))
