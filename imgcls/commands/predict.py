@@ -24,7 +24,7 @@ from imgcls.commands.arguments import CommandParser, set_threads
 from imgcls.commands.command import TRAINING, Command
 from imgcls.commands.train import run_lightning
 from imgcls.errors import ConfigError
-from imgcls.inference.predictor import Predictor, resolve_source
+from imgcls.inference.predictor import Predictor, resolve_source, top_classes
 from imgcls.models.classifier import TtaMode
 
 DESCRIPTION = (
@@ -81,14 +81,8 @@ def predict_command(argv: list[str]) -> Path | None:
         raise ConfigError(f"--top_k must be 1 or more, got {args.top_k}")
     predictor = Predictor.load(args.ckpt_path, args.device, args.test_time_augmentation)
     names, probabilities = predictor.probabilities(args.images, args.batch_size)
-    k = min(args.top_k, probabilities.shape[1])
-    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-    table = {
-        "label": np.full(len(names), -1),
-        "class": order,
-        "prob": np.take_along_axis(probabilities, order, axis=1),
-        "index": np.arange(len(names)),
-    }
+    classes, top = top_classes(probabilities, args.top_k)
+    table = {"label": np.full(len(names), -1), "class": classes, "prob": top, "index": np.arange(len(names))}
     rows = prediction_rows(table, predictor.class_names, names)
     path = output_path(args.output, resolve_source(args.ckpt_path), args.test_time_augmentation)
     path.parent.mkdir(parents=True, exist_ok=True)

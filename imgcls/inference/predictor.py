@@ -161,13 +161,16 @@ class Predictor:
     def predict(self, inputs: Any, top_k: int = 5, batch_size: int = 64) -> list[Prediction]:
         """The ``top_k`` classes of each image with their probabilities (see ``probabilities``)."""
         names, probabilities = self.probabilities(inputs, batch_size)
-        k = max(1, min(top_k, probabilities.shape[1]))
-        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+        classes, top = top_classes(probabilities, top_k)
         return [
-            Prediction(
-                name,
-                [self.contract.class_names[c] for c in row],
-                [float(probabilities[i, c]) for c in row],
-            )
-            for i, (name, row) in enumerate(zip(names, order, strict=True))
+            Prediction(name, [self.contract.class_names[c] for c in row], [float(p) for p in probs])
+            for name, row, probs in zip(names, classes, top, strict=True)
         ]
+
+
+def top_classes(probabilities: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` most probable classes of each row, most probable first (ties: the lower class), and
+    their probabilities."""
+    k = max(1, min(k, probabilities.shape[1]))
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(probabilities, order, axis=1)
