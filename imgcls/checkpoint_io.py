@@ -9,6 +9,9 @@ from typing import Any
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
+from imgcls.errors import DiskFullError
+from imgcls.storage import is_full, room_note
+
 PARTIAL = ".partial-"
 
 
@@ -19,7 +22,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     process killed meanwhile leaves a partial file there, and a move across file systems is a copy that
     a kill can cut short. Here a kill leaves the previous ``last.ckpt`` whole and at most a
     ``last.ckpt.partial-<pid>`` beside it, which the next save of that file removes. Paths with a
-    scheme (``s3://``) go through Lightning's writer.
+    scheme (``s3://``) go through Lightning's writer. A disk that fills up while writing ends the run in
+    one line (``DiskFullError``) that says where, how much room is left, and which checkpoints are intact.
     """
 
     def save_checkpoint(
@@ -39,6 +43,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(partial, path)
-        except BaseException:
+        except BaseException as err:
             partial.unlink(missing_ok=True)
+            if is_full(err):
+                intact = sorted(p.name for p in path.parent.glob("*.ckpt"))
+                then = "resume it with --ckpt_path last" if "last.ckpt" in intact else "run it again"
+                raise DiskFullError(
+                    f"cannot write the checkpoint {path}: {room_note(path.parent)}. The checkpoints already "
+                    f"written are intact ({', '.join(intact) or 'none yet'}); free some space, or give the run "
+                    f"a folder on another disk (--runs_dir), then {then}"
+                ) from None
             raise

@@ -4,9 +4,11 @@
 class ImgclsError(Exception):
     """A problem with the user's input: the message names the cause and the fix.
 
-    The CLI prints it as one line and exits with status 2; nothing already written is touched.
-    The constructor takes one message so that DataLoader workers can re-raise it in the main process.
+    The CLI prints it as one line and exits with status ``exit_code`` (2); nothing already written is
+    touched. The constructor takes one message so that DataLoader workers can re-raise it in the main process.
     """
+
+    exit_code = 2
 
 
 class DataError(ImgclsError):
@@ -15,3 +17,15 @@ class DataError(ImgclsError):
 
 class ConfigError(ImgclsError):
     """A configuration value that cannot work: an unknown name, a mismatch between parts."""
+
+
+class DiskFullError(ImgclsError):
+    """A file could not be written for lack of space (or a file-size limit): exit status 3."""
+
+    exit_code = 3
+
+
+class OutOfMemoryError(ImgclsError):
+    """The run needed more memory than the machine (or its limit) gives: exit status 4."""
+
+    exit_code = 4

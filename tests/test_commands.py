@@ -20,6 +20,7 @@ FLOORS = (
     (
         "imgcls.runs",
         "imgcls.contract",
+        "imgcls.storage",
         "imgcls.loggers",
         "imgcls.stats",
         "imgcls.optuna_storage",

@@ -510,3 +510,59 @@ def test_a_fit_killed_mid_epoch_resumes_to_the_uninterrupted_result(
         assert torch.equal(states[0][name], states[1][name]), name
     losses = [[r["val_loss"] for r in csv_rows(r / runs.METRICS_CSV) if r["val_loss"]] for r in (whole, run)]
     assert len(losses[0]) == 3 and losses[0] == losses[1]
+
+
+class TerminateAt(KillAt):
+    """Sends itself SIGTERM (as ``kill``, Kubernetes, ``timeout`` or a cancelled job do) at one batch."""
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_fit_stopped_by_sigterm_says_how_to_resume_to_the_uninterrupted_result(
+    eurosat_root: Path, tmp_path: Path
+) -> None:
+    """SIGTERM in epoch 1: exit 143 without a traceback, a last line that names the checkpoint and the
+    command that resumes, and that command ends where a run never interrupted ends."""
+    import shlex
+    import subprocess
+    import sys
+
+    import torch
+
+    common = [
+        "--config",
+        CONFIG,
+        f"--data.init_args.root={eurosat_root}",
+        f"--data.init_args.cache_dir={tmp_path / 'cache'}",
+        *TINY,
+        "--trainer.deterministic=true",
+        "--trainer.max_epochs=3",
+    ]
+    main(["fit", *common, f"--runs_dir={tmp_path / 'whole'}"])
+    stopped = subprocess.run(
+        [sys.executable, "-m", "imgcls", "fit", *common, f"--runs_dir={tmp_path / 'stopped'}",
+         "--trainer.callbacks+=tests.test_run_folders.TerminateAt"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
+    assert "Traceback" not in stopped.stdout + stopped.stderr
+    run = tmp_path / "stopped" / "eurosat_sample" / "version_0"
+    last = stopped.stdout.strip().splitlines()[-1]
+    assert last.startswith("imgcls: stopped by SIGTERM;") and "holds the end of epoch 1" in last
+    command = shlex.split(last.split("Resume: ", 1)[1])
+    assert command[:2] == ["imgcls", "fit"] and command[-2:] == [
+        "--ckpt_path",
+        str(run / "checkpoints" / "last.ckpt"),
+    ]
+    assert "tests.test_run_folders.TerminateAt" in " ".join(command)  # the very command, callbacks and all
+    main([arg for arg in command[1:] if "TerminateAt" not in arg])  # resumed without the signal
+    states = [
+        torch.load(r / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+        for r in (tmp_path / "whole" / "eurosat_sample" / "version_0", run)
+    ]
+    for name in states[0]:
+        assert torch.equal(states[0][name], states[1][name]), name

@@ -41,7 +41,8 @@ def top_level_help() -> str:
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``imgcls``, ``python -m imgcls`` and ``lightning_cli.py``: runs one command.
 
-    A problem with the user's input (``ImgclsError``) ends in one line and exit status 2.
+    A problem with the user's input (``ImgclsError``) ends in one line and exit status 2; a full disk in
+    3, memory running out in 4 (``imgcls.errors``).
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     silence_library_noise()
@@ -60,4 +61,4 @@ def main(args: list[str] | None = None) -> None:
             raise ConfigError(f"unknown command {argv[0]!r}{hint}; see `imgcls --help`")
     except ImgclsError as err:
         print(f"imgcls: error: {error_line(err)}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(err.exit_code)

@@ -5,7 +5,9 @@ model, named run folders and one-line errors. ``imgcls fit|validate|test|predict
 
 from __future__ import annotations
 
+import shlex
 import shutil
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -17,6 +19,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Progress
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from imgcls import runs
 from imgcls.callbacks import (
@@ -38,10 +41,11 @@ from imgcls.commands.arguments import (
     set_threads,
 )
 from imgcls.data.base import ImageDataModule
-from imgcls.errors import ConfigError, ImgclsError
+from imgcls.errors import ConfigError, ImgclsError, OutOfMemoryError
 from imgcls.loggers import EvaluationCSVLogger, EvaluationTensorBoardLogger, keep_history
 from imgcls.models.classifier import ImageClassifier, monitor_mode
 from imgcls.precision import training_precision
+from imgcls.storage import out_of_memory
 
 
 class ImgclsArgumentParser(LightningArgumentParser):
@@ -96,6 +100,7 @@ class ImgclsCLI(LightningCLI):
         self.checkpoint_position: dict[str, Any] = {}
         self.experiment_dir = Path("runs", "default")  # set when the arguments are parsed
         self.run_dir: Path | None = None
+        self.given_args = [str(a) for a in (sys.argv[1:] if args is None else args)]
         try:
             super().__init__(
                 ImageClassifier,
@@ -109,6 +114,42 @@ class ImgclsCLI(LightningCLI):
         except ImgclsError:
             self.discard_failed_run()
             raise
+        except (MemoryError, RuntimeError) as err:  # torch.OutOfMemoryError (CUDA) is a RuntimeError
+            if not out_of_memory(err):
+                raise
+            self.discard_failed_run()
+            raise OutOfMemoryError(self._out_of_memory_line(err)) from None
+        except SIGTERMException:
+            # Lightning stops at the end of the batch the signal came in and calls that a clean exit
+            print(self._stopped_line("SIGTERM"), flush=True)
+            sys.exit(128 + signal.SIGTERM)
+
+    def _stopped_line(self, signal_name: str) -> str:
+        """What a run stopped by a signal saved, and the command that resumes it."""
+        last = self.run_dir / runs.CHECKPOINTS / "last.ckpt" if self.run_dir is not None else None
+        if last is None or not last.is_file():
+            return f"imgcls: stopped by {signal_name} before the first epoch ended: nothing to resume; run it again"
+        epoch = runs.read_checkpoint_position(last).get("epoch")
+        args = [a for a in self.given_args if not a.startswith("--ckpt_path")]
+        if "--ckpt_path" in self.given_args:  # its value too
+            at = args.index(self.given_args[self.given_args.index("--ckpt_path") + 1])
+            del args[at]
+        command = shlex.join(["imgcls", *args, "--ckpt_path", str(last)])
+        return (
+            f"imgcls: stopped by {signal_name}; {last} holds the end of epoch {epoch + 1 if epoch is not None else '?'} "
+            f"(the interrupted epoch starts again on resume). Resume: {command}"
+        )
+
+    def _out_of_memory_line(self, err: BaseException) -> str:
+        config = self._subconfig() if getattr(self, "config", None) is not None else {}
+        arguments = (config.get("data") or {}).get("init_args") or {}
+        batch, side = arguments.get("batch_size"), arguments.get("image_size")
+        where = "the GPU" if isinstance(err, torch.OutOfMemoryError) else "memory"
+        return (
+            f"out of {where} with data.init_args.batch_size {batch} at image_size {side}: lower "
+            "--data.init_args.batch_size (and keep the effective batch with --trainer.accumulate_grad_batches), "
+            "or let Lightning's BatchSizeFinder find one that fits; the checkpoints already written are intact"
+        )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         add_run_folder_arguments(parser)

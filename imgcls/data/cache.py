@@ -13,6 +13,7 @@ renamed into place under a file lock, so concurrent runs neither corrupt nor dup
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -28,7 +29,8 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, Sequent
 
 from imgcls.data.datasets import ArrayImageDataset, ImageFileDataset
 from imgcls.data.samplers import SeededShuffle, run_seed
-from imgcls.errors import DataError
+from imgcls.errors import DataError, DiskFullError
+from imgcls.storage import FULL, format_bytes, free_bytes, room_note
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +116,12 @@ def build_cache(
         lock.acquire()
     try:
         if not path.is_file():
+            _remove_dead_partials(path)
             _decode_into(dataset, path, num_workers, batch_size, source)
     finally:
         lock.release()
+        if not path.is_file():  # a failed build leaves nothing behind, not even its lock file
+            Path(lock.lock_file).unlink(missing_ok=True)
 
 
 def _decode_into(dataset: Dataset, path: Path, num_workers: int, batch_size: int, source: Any) -> None:
@@ -126,8 +131,21 @@ def _decode_into(dataset: Dataset, path: Path, num_workers: int, batch_size: int
     of = f" of {source}" if source is not None else ""
     log.info("decoding %d images%s into the cache %s (%.2f GB)", len(dataset), of, path, size_gb)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    needed = len(dataset) * int(np.prod(shape)) + HEADER_BYTES
+    if free_bytes(path.parent) < needed:
+        raise DiskFullError(_no_room(path, needed))
     try:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(dataset), *shape))
+        # reserve the blocks now: a memory-mapped write past the space a disk has is a SIGBUS that kills
+        # the process without a word, where a reservation that fails is an error that can say why
+        with open(tmp, "rb+") as handle:
+            try:
+                os.posix_fallocate(handle.fileno(), 0, os.path.getsize(tmp))
+            except OSError as err:
+                if err.errno in FULL:
+                    raise DiskFullError(_no_room(path, needed)) from None
+                if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system that cannot reserve
+                    raise
         loader = DataLoader(
             dataset,
             batch_size=batch_size,
@@ -151,6 +169,25 @@ def _decode_into(dataset: Dataset, path: Path, num_workers: int, batch_size: int
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+HEADER_BYTES = 4096  # more than the .npy header of any array here
+
+
+def _no_room(path: Path, needed: int) -> str:
+    return (
+        f"the decoded-image cache {path.name} needs {format_bytes(needed)} in {path.parent}, but "
+        f"{room_note(path.parent)}: set data.init_args.cache_dir to a folder with room, or "
+        "data.init_args.cache to never (decode the images every epoch)"
+    )
+
+
+def _remove_dead_partials(path: Path) -> None:
+    """Remove ``<cache>.<pid>.tmp`` files of builds whose process is gone (killed outright)."""
+    for partial in path.parent.glob(f"{path.name}.*.tmp"):
+        pid = partial.name[len(path.name) + 1 : -len(".tmp")]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            partial.unlink(missing_ok=True)
 
 
 def remove_stale(folder: Path, prefix: str, keep: Path) -> None:
