@@ -566,3 +566,32 @@ def test_a_fit_stopped_by_sigterm_says_how_to_resume_to_the_uninterrupted_result
     ]
     for name in states[0]:
         assert torch.equal(states[0][name], states[1][name]), name
+
+
+class InterruptAt(KillAt):
+    """Sends itself SIGINT (Ctrl-C) at one batch."""
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_stops_the_fit_with_the_command_that_resumes(eurosat_root: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    stopped = subprocess.run(
+        [sys.executable, "-m", "imgcls", "fit", "--config", CONFIG, f"--data.init_args.root={eurosat_root}",
+         *TINY, "--trainer.max_epochs=3", f"--runs_dir={tmp_path}",
+         "--trainer.callbacks+=tests.test_run_folders.InterruptAt"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert stopped.returncode == 128 + signal.SIGINT, stopped.stderr[-2000:]
+    assert "Traceback" not in stopped.stdout + stopped.stderr
+    last = stopped.stdout.strip().splitlines()[-1]
+    checkpoint = tmp_path / "eurosat_sample" / "version_0" / "checkpoints" / "last.ckpt"
+    assert last.startswith("imgcls: stopped by Ctrl-C (SIGINT);") and last.endswith(
+        f"--ckpt_path {checkpoint}"
+    )

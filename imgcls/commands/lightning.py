@@ -115,6 +115,10 @@ class ImgclsCLI(LightningCLI):
             self.discard_failed_run()
             raise
         except (MemoryError, RuntimeError) as err:  # torch.OutOfMemoryError (CUDA) is a RuntimeError
+            if "is killed by signal: Terminated" in str(err):
+                # SIGTERM to the whole process group (a cancelled Slurm step) ends the loader's workers first
+                print(self._stopped_line("SIGTERM"), flush=True)
+                sys.exit(128 + signal.SIGTERM)
             if not out_of_memory(err):
                 raise
             self.discard_failed_run()
@@ -123,6 +127,12 @@ class ImgclsCLI(LightningCLI):
             # Lightning stops at the end of the batch the signal came in and calls that a clean exit
             print(self._stopped_line("SIGTERM"), flush=True)
             sys.exit(128 + signal.SIGTERM)
+        except SystemExit as exit_:
+            # Ctrl-C: Lightning shuts the run down, then exits with 1
+            if exit_.code != 1 or getattr(self, "trainer", None) is None or not self.trainer.interrupted:
+                raise
+            print(self._stopped_line("Ctrl-C (SIGINT)"), flush=True)
+            sys.exit(128 + signal.SIGINT)
 
     def _stopped_line(self, signal_name: str) -> str:
         """What a run stopped by a signal saved, and the command that resumes it."""
