@@ -136,6 +136,8 @@ class ImgclsCLI(LightningCLI):
 
     def _stopped_line(self, signal_name: str) -> str:
         """What a run stopped by a signal saved, and the command that resumes it."""
+        if self.subcommand not in ("fit", None):
+            return f"imgcls: {self.subcommand} stopped by {signal_name}; it wrote no report: run it again"
         last = self.run_dir / runs.CHECKPOINTS / "last.ckpt" if self.run_dir is not None else None
         if last is None or not last.is_file():
             return f"imgcls: stopped by {signal_name} before the first epoch ended: nothing to resume; run it again"
