@@ -14,7 +14,6 @@ import contextlib
 import csv
 import dataclasses
 import io
-import logging
 import os
 import time
 from dataclasses import dataclass
@@ -42,7 +41,6 @@ from imgcls.inference.programs import (
     load_checkpoint_model,
 )
 
-log = logging.getLogger(__name__)
 Format = Literal["torch", "onnx"]
 SUFFIXES = {"torch": ".pt2", "onnx": ".onnx"}
 CHECK_IMAGES = 64  # test images of the run checked when none are given

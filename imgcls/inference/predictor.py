@@ -12,7 +12,6 @@ probabilities as its test report. An input that is not an image is skipped with 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ from imgcls.inference.programs import (
     load_checkpoint_model,
 )
 
-log = logging.getLogger(__name__)
 EXPORTED_SUFFIXES = {".pt2": ExportedProgramRuntime, ".onnx": OnnxRuntime}
 
 
