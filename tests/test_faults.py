@@ -7,9 +7,11 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from lightning.pytorch import Callback, LightningModule, Trainer
 
 from imgcls.commands import main
 from imgcls.data.cache import build_cache
@@ -128,3 +130,46 @@ def test_only_allocation_failures_count_as_out_of_memory() -> None:
     assert out_of_memory(MemoryError()) and out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried"))
     assert out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried"))
     assert not out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+
+
+class OutOfMemoryOnce(Callback):
+    """In the run whose folder names ``run`` (``seed=1``), an allocation that fails in epoch 1, once
+    (while ``marker`` exists): a fault of the machine that a second try does not meet."""
+
+    def __init__(self, marker: str = "", run: str = "seed=1") -> None:
+        self.marker, self.run = Path(marker), run
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.current_epoch == 1 and self.run in str(trainer.log_dir) and self.marker.is_file():
+            self.marker.unlink()
+            raise RuntimeError(
+                "DefaultCPUAllocator: can't allocate memory: you tried to allocate 8589934592 bytes."
+            )
+
+
+def test_a_sweep_reports_the_run_a_fault_hit_and_a_rerun_resumes_it(
+    eurosat_root: Path, tmp_path: Path
+) -> None:
+    from tests.test_sweep import sweep_process, tiny_fixed, write_sweep
+
+    marker = tmp_path / "fault-once"
+    marker.touch()
+    path = write_sweep(tmp_path, axes={"seed_everything": [0, 1]}, fixed=tiny_fixed(eurosat_root))
+    extra = [
+        "--",
+        "--trainer.callbacks+=tests.test_faults.OutOfMemoryOnce",
+        f"--trainer.callbacks.marker={marker}",
+    ]
+    first = sweep_process(path, *extra)
+    assert first.returncode == 1, first.stderr[-2000:]
+    assert "[2/2] seed=1: failed: `imgcls fit` exited with 4" in first.stdout
+    assert "1 runs failed" in first.stderr and "seed=1" in first.stderr
+    log = (tmp_path / "runs" / "study" / "logs" / "seed=1.log").read_text()
+    assert "imgcls: error: out of memory with data.init_args.batch_size 8" in log and "Traceback" not in log
+    assert "[1/2] seed=0: done" in first.stdout  # the other run finished
+    again = sweep_process(path, *extra)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "seed=0: already done" in again.stdout and "seed=1: resume" in again.stdout
+    assert "[2/2] seed=1: done" in again.stdout
