@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +174,30 @@ def test_a_sweep_reports_the_run_a_fault_hit_and_a_rerun_resumes_it(
     assert again.returncode == 0, again.stderr[-2000:]
     assert "seed=0: already done" in again.stdout and "seed=1: resume" in again.stdout
     assert "[2/2] seed=1: done" in again.stdout
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 5 MB tmpfs (root only, as CI is): a disk that really fills up."""
+    import os
+
+    folder = tmp_path / "tmpfs"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_a_cache_on_a_full_tmpfs_is_refused_and_leaves_it_empty(small_tmpfs: Path) -> None:
+    images = np.zeros((500, 64, 64, 3), dtype=np.uint8)  # 6.1 MB
+    with pytest.raises(DiskFullError, match=r"needs 6\.1 MB in .* has 5\.2 MB free"):
+        build_cache(ArrayImageDataset(images, [0] * 500, 3), small_tmpfs / "x.npy")
+    assert list(small_tmpfs.iterdir()) == []
