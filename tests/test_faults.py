@@ -201,3 +201,31 @@ def test_a_cache_on_a_full_tmpfs_is_refused_and_leaves_it_empty(small_tmpfs: Pat
     with pytest.raises(DiskFullError, match=r"needs 6\.1 MB in .* has 5\.2 MB free"):
         build_cache(ArrayImageDataset(images, [0] * 500, 3), small_tmpfs / "x.npy")
     assert list(small_tmpfs.iterdir()) == []
+
+
+def test_a_fit_under_an_address_space_limit_names_the_batch(eurosat_root: Path, tmp_path: Path) -> None:
+    """A real allocation failure: ``RLIMIT_AS`` (6 GiB, room for torch itself) and a batch of 256 images
+    at 512 px, whose activations do not fit."""
+    import resource
+
+    limit = 6 * 2**30
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    args = ["--config", CONFIG, f"--runs_dir={tmp_path}", f"--data.init_args.root={eurosat_root}", *TINY]
+    args += [
+        "--data.init_args.batch_size=256",
+        "--data.init_args.image_size=512",
+        "--data.init_args.cache=never",
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "imgcls", "fit", *args, "--trainer.max_epochs=1"],
+        preexec_fn=limited, cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 4, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        "imgcls: error: out of memory with data.init_args.batch_size 256 at image_size 512"
+    )
+    assert "Traceback" not in done.stderr
