@@ -153,10 +153,18 @@ def test_an_unknown_command_names_the_closest(capsys: pytest.CaptureFixture) -> 
     assert "unknown command 'fitt' (did you mean fit?)" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["fit", "fewshot"])
-def test_threads_are_checked_alike_by_every_command(name: str, capsys: pytest.CaptureFixture) -> None:
-    config = REPO / "configs" / ("eurosat_sample.yaml" if name == "fit" else "fewshot/eurosat_5way5shot.yaml")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["fit", "--config", str(REPO / "configs" / "eurosat_sample.yaml")],
+        ["fewshot", "--config", str(REPO / "configs" / "fewshot" / "eurosat_5way5shot.yaml")],
+        ["predict", "--ckpt_path", "model.ckpt", "image.jpg"],
+        ["export", "--ckpt_path", "model.ckpt"],
+    ],
+    ids=lambda args: args[0],
+)
+def test_threads_are_checked_alike_by_every_command(args: list[str], capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main([name, "--config", str(config), "--threads=0"])
+        main([*args, "--threads=0"])
     assert exit_info.value.code == 2
     assert "--threads must be 1 or more, got 0" in capsys.readouterr().err

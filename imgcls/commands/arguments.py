@@ -199,6 +199,11 @@ def add_run_folder_arguments(parser: Any) -> None:
     parser.add_argument(
         "--runs_dir", type=str, default="runs", help="Folder that holds every experiment's runs."
     )
+    add_threads_argument(parser)
+
+
+def add_threads_argument(parser: Any) -> None:
+    """``--threads``, as every command that computes has it (applied by ``set_threads``)."""
     parser.add_argument(
         "--threads",
         type=int | None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from imgcls.commands.arguments import CommandParser, set_threads
+from imgcls.commands.arguments import CommandParser, add_threads_argument, set_threads
 from imgcls.commands.command import READING, Command
 from imgcls.inference.export import ExportCheck, export_model
 from imgcls.models.classifier import TtaMode
@@ -49,7 +49,7 @@ def export_parser() -> CommandParser:
     parser.add_argument(
         "--test_time_augmentation", type=TtaMode, default="none", help="Views the program averages over."
     )
-    parser.add_argument("--threads", type=int | None, default=None, help="CPU threads of torch's operators.")
+    add_threads_argument(parser)
     return parser
 
 

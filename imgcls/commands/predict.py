@@ -20,7 +20,7 @@ import numpy as np
 
 from imgcls import runs
 from imgcls.callbacks.reports import prediction_rows, write_rows
-from imgcls.commands.arguments import CommandParser, set_threads
+from imgcls.commands.arguments import CommandParser, add_threads_argument, set_threads
 from imgcls.commands.command import TRAINING, Command
 from imgcls.commands.train import run_lightning
 from imgcls.errors import ConfigError
@@ -54,7 +54,7 @@ def predict_parser() -> CommandParser:
         help="Average over flipped (hflip) or flipped and turned (dihedral) views; checkpoints only.",
     )
     parser.add_argument("--output", type=str | None, default=None, help="The CSV to write.")
-    parser.add_argument("--threads", type=int | None, default=None, help="CPU threads of torch's operators.")
+    add_threads_argument(parser)
     return parser
 
 
