@@ -456,6 +456,8 @@ def test_a_resumed_fit_keeps_the_plateau_schedule(eurosat_root: Path, tmp_path: 
 class KillAt(Callback):
     """Kills its own process outright (SIGKILL, as ``kill -9``) at one batch of one epoch."""
 
+    signum = signal.SIGKILL
+
     def __init__(self, epoch: int = 1, batch: int = 1) -> None:
         self.epoch, self.batch = epoch, batch
 
@@ -463,7 +465,7 @@ class KillAt(Callback):
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
     ) -> None:
         if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), self.signum)
 
 
 @pytest.mark.parametrize("cache", ["always", "never"])
@@ -515,11 +517,7 @@ def test_a_fit_killed_mid_epoch_resumes_to_the_uninterrupted_result(
 class TerminateAt(KillAt):
     """Sends itself SIGTERM (as ``kill``, Kubernetes, ``timeout`` or a cancelled job do) at one batch."""
 
-    def on_train_batch_start(
-        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
-    ) -> None:
-        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
-            os.kill(os.getpid(), signal.SIGTERM)
+    signum = signal.SIGTERM
 
 
 def test_a_fit_stopped_by_sigterm_says_how_to_resume_to_the_uninterrupted_result(
@@ -571,11 +569,7 @@ def test_a_fit_stopped_by_sigterm_says_how_to_resume_to_the_uninterrupted_result
 class InterruptAt(KillAt):
     """Sends itself SIGINT (Ctrl-C) at one batch."""
 
-    def on_train_batch_start(
-        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
-    ) -> None:
-        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
-            os.kill(os.getpid(), signal.SIGINT)
+    signum = signal.SIGINT
 
 
 def test_ctrl_c_stops_the_fit_with_the_command_that_resumes(eurosat_root: Path, tmp_path: Path) -> None:
