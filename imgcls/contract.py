@@ -38,7 +38,8 @@ class InputContract:
         mean: per-channel mean subtracted after scaling to [0, 1].
         std: per-channel standard deviation divided by after the mean.
         resize: how an image of another size is resized (``RESIZE_RULES``).
-        test_time_augmentation: the views ``test`` averaged over (``none``, ``hflip``, ``dihedral``).
+        test_time_augmentation: the views ``test`` averaged over (``none``, ``hflip``, ``dihedral``,
+            ``flip_translate``).
         image_files: whether image files decode to the input (False for band stacks read otherwise).
     """
 

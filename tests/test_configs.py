@@ -23,6 +23,7 @@ FIXTURE_FOR = {
     "imgcls.EuroSATMSDataModule": ("eurosat_ms", {}),
     "imgcls.CUBDataModule": ("cub", {}),
     "imgcls.MiniImageNetDataModule": ("miniimagenet", {}),
+    "imgcls.TinyImageNetDataModule": ("tinyimagenet", {}),
 }
 # config name -> the same, for a config whose data needs another layout than its class's default fixture
 FIXTURE_FOR_CONFIG = {
@@ -37,6 +38,7 @@ FAST = [
     "--model.backbone_kwargs=null",
     "--model.pretrained=false",
     "--model.compile=false",
+    "--model.data_init=0",
     "--trainer.accelerator=cpu",
     "--trainer.devices=1",
     "--trainer.precision=32-true",

@@ -93,7 +93,8 @@ def export_model(
         images: images to check on (files, folders...); default the run's test images (its
             ``predictions.csv``).
         tolerance: the largest difference in any class probability that passes.
-        test_time_augmentation: views the program averages over (``none``, ``hflip``, ``dihedral``).
+        test_time_augmentation: views the program averages over (``none``, ``hflip``, ``dihedral``,
+            ``flip_translate``).
 
     Raises:
         ConfigError: a wrong format or output, a model that takes no fixed image size, no images to check.

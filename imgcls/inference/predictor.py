@@ -109,7 +109,8 @@ class Predictor:
         Args:
             source: the model.
             device: ``cpu``, ``cuda``, ``cuda:1`` or ``auto``.
-            test_time_augmentation: for a checkpoint, average over ``hflip`` or ``dihedral`` views;
+            test_time_augmentation: for a checkpoint, average over ``hflip``, ``dihedral`` or
+                ``flip_translate`` views;
                 an exported file does what it was exported with.
 
         Raises:

@@ -15,7 +15,7 @@ from torch import nn
 from imgcls.contract import InputContract, contract_of_checkpoint
 from imgcls.errors import ConfigError, DataError
 from imgcls.models.checkpoints import classifier_from_checkpoint, read_checkpoint
-from imgcls.models.classifier import TTA_MODES, tta_views
+from imgcls.models.classifier import TTA_MODES, tta_probabilities
 
 CONTRACT_FILE = "imgcls.json"  # the contract inside a .pt2 archive
 CONTRACT_KEY = "imgcls.contract"  # the contract in an ONNX model's metadata
@@ -43,9 +43,7 @@ class ProbabilityModel(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         normalized = (images.float() / 255 - self.mean) / self.std
-        views = tta_views(normalized, self.test_time_augmentation)
-        probabilities = [self.classifier(view).float().softmax(dim=1) for view in views]
-        return probabilities[0] if len(probabilities) == 1 else torch.stack(probabilities).mean(dim=0)
+        return tta_probabilities(self.classifier, normalized, self.test_time_augmentation)
 
 
 def load_checkpoint_model(path: Path) -> tuple[nn.Module, InputContract]:

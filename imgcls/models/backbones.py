@@ -1,7 +1,8 @@
 """``create_backbone``: one call for timm and torchvision models, returning (module, feature width).
 
 A backbone maps images to pooled features; the classifier head is never part of it. Names are timm
-model names (``resnet18``) or ``torchvision/<builder>`` (``torchvision/googlenet``).
+model names (``resnet18``), ``torchvision/<builder>`` (``torchvision/googlenet``) or imgcls's own
+networks, ``imgcls/<name>`` (``imgcls/airbench``, ``imgcls.models.networks``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torchvision
 from torch import nn
 
 from imgcls.errors import ConfigError
+from imgcls.models import networks
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +39,19 @@ def available_backbones() -> list[str]:
     """Every name ``create_backbone`` accepts."""
     import timm
 
-    return timm.list_models() + [
-        TORCHVISION_PREFIX + n for n in torchvision.models.list_models(torchvision.models)
-    ]
+    return (
+        timm.list_models()
+        + [TORCHVISION_PREFIX + n for n in torchvision.models.list_models(torchvision.models)]
+        + networks.network_names()
+    )
 
 
 def check_backbone_name(name: str) -> None:
     """Raise ``ConfigError`` with the closest valid names unless ``create_backbone`` knows ``name``."""
     import timm
 
+    if name in networks.network_names():
+        return
     valid = (
         torchvision.models.list_models(torchvision.models)
         if name.startswith(TORCHVISION_PREFIX)
@@ -57,8 +63,9 @@ def check_backbone_name(name: str) -> None:
     close = difflib.get_close_matches(name, available_backbones(), n=5, cutoff=0.6)
     hint = f" Closest valid names: {', '.join(close)}." if close else ""
     raise ConfigError(
-        f"unknown backbone {name!r}.{hint} Use a timm model name (timm.list_models()) or "
-        "torchvision/<builder> (torchvision.models.list_models())."
+        f"unknown backbone {name!r}.{hint} Use a timm model name (timm.list_models()), "
+        "torchvision/<builder> (torchvision.models.list_models()) or one of imgcls's own: "
+        f"{', '.join(networks.network_names())}."
     )
 
 
@@ -185,7 +192,7 @@ def create_backbone(
     """Create a feature extractor and report its feature width.
 
     Args:
-        name: timm model name, or ``torchvision/<builder>``.
+        name: timm model name, ``torchvision/<builder>`` or ``imgcls/<name>``.
         pretrained: load the library's ImageNet weights (needs internet or a filled cache). Local weight
             files are loaded by ``imgcls.models.weights.load_backbone_weights``.
         in_chans: input channels; pretrained first-layer weights are adapted when it is not 3.
@@ -202,7 +209,14 @@ def create_backbone(
 
     check_backbone_name(name)
     try:
-        if name.startswith(TORCHVISION_PREFIX):
+        if name.startswith(networks.PREFIX):
+            if pretrained:
+                raise ConfigError(
+                    f"{name} has no published weights; train it, then load the checkpoint with "
+                    "--model.pretrained PATH"
+                )
+            model, num_features = networks.create_network(name, in_chans=in_chans, **kwargs)
+        elif name.startswith(TORCHVISION_PREFIX):
             model, classifier = _create_torchvision(
                 name.removeprefix(TORCHVISION_PREFIX), pretrained, **kwargs
             )

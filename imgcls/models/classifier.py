@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Any, Literal, get_args
 
 import torch
@@ -11,9 +12,11 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.trainer.states import TrainerFn
+from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
+from torchvision.transforms import v2
 
 from imgcls.errors import ConfigError
 from imgcls.models.backbones import create_backbone, first_conv_name, is_weights_path
@@ -21,7 +24,7 @@ from imgcls.models.heads import create_head
 from imgcls.models.weights import load_backbone_weights
 
 log = logging.getLogger(__name__)
-TtaMode = Literal["none", "hflip", "dihedral"]
+TtaMode = Literal["none", "hflip", "dihedral", "flip_translate"]
 TTA_MODES = get_args(TtaMode)
 # scheduler arguments torch takes as one learning rate for all parameter groups or as one per group
 # (OneCycleLR's max_lr, CyclicLR's base_lr and max_lr, ReduceLROnPlateau's min_lr)
@@ -29,15 +32,22 @@ PER_GROUP_LR_ARGUMENTS = ("max_lr", "base_lr", "min_lr")
 
 
 def tta_views(images: torch.Tensor, mode: str) -> list[torch.Tensor]:
-    """The views of a batch that test-time augmentation averages over.
+    """The views of a batch that test-time augmentation averages over (weights: ``tta_weights``).
 
     ``hflip``: the images and their mirror. ``dihedral``: the 8 flips and quarter turns, for views
-    from above (satellite, aerial, microscopy) that have no up; square images only.
+    from above (satellite, aerial, microscopy) that have no up; square images only. ``flip_translate``
+    (airbench's): the images and their mirror, and both again shifted one pixel up-left and one pixel
+    down-right (edges reflected).
     """
     if mode == "none":
         return [images]
     if mode == "hflip":
         return [images, images.flip(-1)]
+    if mode == "flip_translate":
+        height, width = images.shape[-2:]
+        padded = F.pad(images, (1, 1, 1, 1), mode="reflect")
+        shifted = [padded[..., :height, :width], padded[..., 2:, 2:]]
+        return [view for image in (images, *shifted) for view in (image, image.flip(-1))]
     height, width = images.shape[-2:]
     if height != width:
         raise ConfigError(
@@ -46,6 +56,38 @@ def tta_views(images: torch.Tensor, mode: str) -> list[torch.Tensor]:
         )
     turns = [images.rot90(k, dims=(-2, -1)) for k in range(4)]
     return turns + [turn.flip(-1) for turn in turns]
+
+
+def tta_weights(mode: str) -> list[float] | None:
+    """The weight of each of ``tta_views``'s views; None for equal weights."""
+    # airbench's weighting: the unshifted pair counts as much as the two shifted pairs together
+    return [0.25, 0.25, 0.125, 0.125, 0.125, 0.125] if mode == "flip_translate" else None
+
+
+def tta_probabilities(
+    classify: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, mode: str
+) -> torch.Tensor:
+    """Class probabilities of ``images`` (float32), averaged over the views of ``mode``."""
+    views = tta_views(images, mode)
+    if len(views) == 1:
+        return classify(images).float().softmax(dim=1)
+    probabilities = torch.stack([classify(view).float().softmax(dim=1) for view in views])
+    weights = tta_weights(mode)
+    if weights is None:
+        return probabilities.mean(dim=0)
+    return torch.einsum("v,vbc->bc", probabilities.new_tensor(weights), probabilities)
+
+
+def batch_mix(num_classes: int, mixup_alpha: float, cutmix_alpha: float) -> Callable | None:
+    """torchvision's MixUp and/or CutMix of a training batch (one of them per batch when both); None when off."""
+    mixes = [
+        mix(alpha=alpha, num_classes=num_classes)
+        for mix, alpha in ((v2.MixUp, mixup_alpha), (v2.CutMix, cutmix_alpha))
+        if alpha > 0
+    ]
+    if not mixes:
+        return None
+    return mixes[0] if len(mixes) == 1 else v2.RandomChoice(mixes)
 
 
 def monitor_mode(monitor: str) -> str:
@@ -76,7 +118,8 @@ class ImageClassifier(LightningModule):
     """Image classification with any timm or torchvision backbone.
 
     Args:
-        backbone: timm model name (``resnet50``) or ``torchvision/<builder>`` (``torchvision/googlenet``).
+        backbone: timm model name (``resnet50``), ``torchvision/<builder>`` (``torchvision/googlenet``) or
+            one of imgcls's own networks (``imgcls/airbench``).
         num_classes: number of classes; linked from the datamodule.
         in_chans: input channels; linked from the datamodule.
         class_names: class names in label order; linked from the datamodule, kept for reports.
@@ -105,10 +148,21 @@ class ImageClassifier(LightningModule):
             GPUs with tensor cores and on recent CPUs).
         compile: compile the forward pass with ``torch.compile`` (slower start, faster steps).
         test_time_augmentation: ``test`` and ``predict`` average the class probabilities over views
-            of each image: ``none``, ``hflip`` (2 views) or ``dihedral`` (the 8 flips and quarter
-            turns; square images). It costs one forward pass per view. It is not saved with the
+            of each image: ``none``, ``hflip`` (2 views), ``dihedral`` (the 8 flips and quarter
+            turns; square images) or ``flip_translate`` (airbench's 6 views: the images, shifted one
+            pixel up-left and down-right, each with its mirror). It costs one forward pass per view. It is not saved with the
             hyperparameters, so ``imgcls test --model.test_time_augmentation dihedral`` applies to
             any checkpoint, and its report goes to a ``test-tta-<mode>`` folder of its own.
+        data_init: a fresh ``fit`` first shows this many training images (unaugmented) to a backbone
+            that sets itself from data (``imgcls/airbench`` whitens its first layer with them); 0 skips it.
+        mixup_alpha: MixUp (torchvision's ``v2.MixUp``) of each training batch with this Beta(alpha, alpha)
+            mixing weight; 0 turns it off. The loss takes the mixed soft labels, training accuracy the
+            larger of the two.
+        cutmix_alpha: CutMix (``v2.CutMix``) likewise; with both above 0, each batch gets one of the two.
+        filter_norm: before every optimizer step, rescale each trainable convolution's filters to a
+            Frobenius norm of sqrt(output channels), as airbench's Muon does. With batch norm after each
+            convolution the network computes the same function, and the steps keep their size relative to
+            the weights instead of shrinking as the weights grow.
     """
 
     def __init__(
@@ -134,6 +188,10 @@ class ImageClassifier(LightningModule):
         channels_last: bool = False,
         compile: bool = False,
         test_time_augmentation: TtaMode = "none",
+        data_init: int = 0,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        filter_norm: bool = False,
     ) -> None:
         super().__init__()
         # LightningCLI lays a checkpoint's hyperparameters over the command line: an evaluation
@@ -151,6 +209,11 @@ class ImageClassifier(LightningModule):
             raise ConfigError(
                 f"model.test_time_augmentation must be one of {', '.join(TTA_MODES)}, got {test_time_augmentation!r}"
             )
+        for name, alpha in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
+            if alpha < 0:
+                raise ConfigError(f"model.{name} must be 0 (off) or more, got {alpha}")
+        if data_init < 0:
+            raise ConfigError(f"model.data_init is a number of images, 0 or more; got {data_init}")
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
         self.test_time_augmentation = test_time_augmentation
@@ -167,8 +230,14 @@ class ImageClassifier(LightningModule):
         if from_file:
             load_backbone_weights(self.backbone, pretrained)
         self.head = create_head(num_features, num_classes, head_hidden or (), head_activation, head_dropout)
+        if data_init and not callable(getattr(self.backbone, "init_from_images", None)):
+            raise ConfigError(
+                f"model.data_init sets a backbone from training images, but {backbone} has no data-dependent "
+                "initialisation (imgcls/airbench has); set model.data_init to 0"
+            )
         if freeze_backbone:
             self.backbone.requires_grad_(False)
+        self.batch_mix = batch_mix(num_classes, mixup_alpha, cutmix_alpha)
         self.class_names = class_names or [str(i) for i in range(num_classes)]
         self.train_metrics = MetricCollection(
             {"acc": MulticlassAccuracy(num_classes, average="micro")}, prefix="train_"
@@ -194,10 +263,37 @@ class ImageClassifier(LightningModule):
     def on_fit_start(self) -> None:
         # said here, not at construction: test, predict, validate and a resumed fit load a checkpoint's
         # weights next, so only a fresh fit really trains from random weights
-        if not self.hparams.pretrained and self.trainer.ckpt_path is None:
+        fresh = self.trainer.ckpt_path is None
+        if not self.hparams.pretrained and fresh:
             log.info(
                 "backbone %s starts from random weights (model.pretrained is false)", self.hparams.backbone
             )
+        if self.hparams.data_init and fresh:
+            self._init_from_data(self.hparams.data_init)
+
+    def _init_from_data(self, count: int) -> None:
+        """Show the backbone ``count`` training images as the validation transform prepares them."""
+        datamodule = self.trainer.datamodule
+        if datamodule is None or not hasattr(datamodule, "transform_batch"):
+            raise ConfigError("model.data_init needs an imgcls datamodule to take the training images from")
+        images, seen = [], 0
+        for batch in datamodule.train_dataloader():
+            batch = datamodule.transform_batch(self.trainer.strategy.batch_to_device(batch), train=False)
+            images.append(batch["image"][: count - seen])
+            seen += len(images[-1])
+            if seen >= count:
+                break
+        self.backbone.init_from_images(torch.cat(images))
+        log.info("initialised %s from %d training images (model.data_init)", self.hparams.backbone, seen)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if not self.hparams.filter_norm:
+            return
+        with torch.no_grad():
+            for module in self.backbone.modules():
+                if isinstance(module, nn.Conv2d) and module.weight.requires_grad:
+                    weight = module.weight
+                    weight.mul_(weight.shape[0] ** 0.5 / weight.norm().clamp_min(1e-12))
 
     def on_validation_epoch_end(self) -> None:
         # Lightning steps ReduceLROnPlateau only after the epoch's checkpoints are saved, so last.ckpt
@@ -228,10 +324,9 @@ class ImageClassifier(LightningModule):
     def evaluate(self, images: torch.Tensor) -> torch.Tensor:
         """Logits for ``test`` and ``predict``: with test-time augmentation, the log of the class
         probabilities averaged over the views (their softmax is that average)."""
-        views = tta_views(images, self.test_time_augmentation)
-        if len(views) == 1:
+        if self.test_time_augmentation == "none":
             return self(images)
-        probs = torch.stack([self(view).float().softmax(dim=1) for view in views]).mean(dim=0)
+        probs = tta_probabilities(self, images, self.test_time_augmentation)
         # a probability that underflowed to 0 would make the label-smoothed loss infinite
         return probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
 
@@ -243,8 +338,12 @@ class ImageClassifier(LightningModule):
 
     def _shared_step(self, batch: dict[str, Any], stage: str) -> dict[str, torch.Tensor]:
         images, labels = batch["image"], batch["label"]
+        targets = labels
+        if stage == "train" and self.batch_mix is not None:
+            images, targets = self.batch_mix(images, labels)  # soft labels (B, classes)
+            labels = targets.argmax(dim=1)
         logits = self.evaluate(images) if stage == "test" else self(images)
-        loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+        loss = F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
         metrics = getattr(self, f"{stage}_metrics")
         metrics.update(logits, labels)
         training = stage == "train"
