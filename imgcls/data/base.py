@@ -37,7 +37,7 @@ from imgcls.data.cache import (
 from imgcls.data.datasets import IMAGE_EXTENSIONS, ImageFileDataset, images_of_folder
 from imgcls.data.samplers import SeededShuffle, run_seed
 from imgcls.data.splits import cap_per_class, stratified_split
-from imgcls.data.transforms import BatchTransform, check_augmentation, scaled_size
+from imgcls.data.transforms import BatchTransform, check_alternating_flips, check_augmentation, scaled_size
 from imgcls.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,9 @@ class ImageDataModule(LightningDataModule):
         seed: seed of the splits and the subsampling (independent of the training seed).
         augment: name of a training augmentation preset (see ``imgcls.data.transforms.AUGMENTATIONS``).
         max_translate_px: largest shift of the ``flip_translate`` preset, in pixels at ``image_size``.
+        alternate_flips: airbench's alternating flip for the ``flip``, ``flip_translate`` and ``overhead``
+            presets: a seeded half of the images is mirrored in even epochs and the other half in odd ones,
+            so every image is seen both ways in every two epochs instead of by a coin toss.
         mean: per-channel normalization mean in [0, 1] units; None uses the dataset's default.
         std: per-channel normalization standard deviation; None uses the dataset's default.
         predict_root: a folder of unlabeled images for ``predict``, or one image file; None predicts on
@@ -98,6 +101,7 @@ class ImageDataModule(LightningDataModule):
         seed: int = 0,
         augment: str = "none",
         max_translate_px: int = 30,
+        alternate_flips: bool = False,
         mean: list[float] | None = None,
         std: list[float] | None = None,
         predict_root: str | None = None,
@@ -112,6 +116,7 @@ class ImageDataModule(LightningDataModule):
             if not 0 <= fraction < 1:
                 raise ConfigError(f"data.{name} must be in [0, 1), got {fraction}")
         check_augmentation(augment)  # at once: the batch transform is built at the first batch
+        check_alternating_flips(augment, alternate_flips)
         if cache not in CACHE_MODES:
             raise ConfigError(f"unknown data.cache {cache!r}; choose one of: {', '.join(CACHE_MODES)}")
         self.root = absolute_folder(root)
@@ -124,6 +129,7 @@ class ImageDataModule(LightningDataModule):
         self.seed = seed
         self.augment = augment
         self.max_translate_px = max_translate_px
+        self.alternate_flips = alternate_flips
         self.mean = mean
         self.std = std
         self.predict_root = absolute_folder(predict_root) if predict_root else None
@@ -446,14 +452,18 @@ class ImageDataModule(LightningDataModule):
         if self._batch_transform is None:
             mean, std = self.normalization
             self._batch_transform = BatchTransform(
-                self.augment, mean, std, self.in_chans, self.max_translate_px
+                self.augment, mean, std, self.in_chans, self.max_translate_px, self.alternate_flips
             )
         images = batch["image"]
         size = None
         if train and self._train_scale is not None:
             size = scaled_size(tuple(images.shape[-2:]), *self._train_scale)
             self._last_train_side = size[-1]
-        return {**batch, "image": self._batch_transform(images, train=train, size=size)}
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        images = self._batch_transform(
+            images, train=train, size=size, indices=batch.get("index"), epoch=epoch
+        )
+        return {**batch, "image": images}
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         if isinstance(batch, torch.Tensor):

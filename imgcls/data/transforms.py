@@ -9,6 +9,7 @@ the geometric and colour policies are kornia modules on float images in [0, 1]. 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,6 +48,26 @@ def check_augmentation(name: str, option: str = "data.augment") -> None:
         raise ConfigError(f"unknown {option} {name!r}; choose one of: {', '.join(AUGMENTATIONS)}")
 
 
+ALTERNATING_PRESETS = ("flip", "flip_translate", "overhead")
+
+
+def check_alternating_flips(augment: str, alternate_flips: bool) -> None:
+    """Refuse ``alternate_flips`` with a preset whose flips are not ``RandomShiftFlip``'s."""
+    if alternate_flips and augment not in ALTERNATING_PRESETS:
+        raise ConfigError(
+            f"data.alternate_flips alternates the mirror of the {', '.join(ALTERNATING_PRESETS)} presets, "
+            f"not of {augment!r}; choose one of those presets or set data.alternate_flips to false"
+        )
+
+
+def alternating_flips(indices: torch.Tensor, epoch: int) -> torch.Tensor:
+    """Which images of a batch to mirror this epoch: a fixed pseudo-random half of the dataset's indices
+    in even epochs, the other half in odd ones (airbench's alternating flip)."""
+    # one bit of a multiplicative hash of the index: fixed for an image, balanced over the dataset
+    half = ((indices.long() * 0x9E3779B1) >> 16) & 1
+    return (half + epoch) % 2 == 1
+
+
 class RandomShiftFlip(nn.Module):
     """Shift each image by up to ``max_px`` whole pixels each way and flip it horizontally with p=0.5.
 
@@ -63,12 +84,19 @@ class RandomShiftFlip(nn.Module):
         flip: whether to flip at all.
         dihedral: also flip vertically and transpose (square images), each with p=0.5: all 8 flips
             and quarter turns, equally likely. For views from above, which have no up.
+        alternating: mirror by ``alternating_flips`` of the batch's dataset indices and the epoch
+            instead of a coin toss (when the call gives them).
     """
 
     works_on_uint8 = True
 
     def __init__(
-        self, max_px: int = 0, fill: str = "constant", flip: bool = True, dihedral: bool = False
+        self,
+        max_px: int = 0,
+        fill: str = "constant",
+        flip: bool = True,
+        dihedral: bool = False,
+        alternating: bool = False,
     ) -> None:
         super().__init__()
         if max_px < 0:
@@ -76,8 +104,11 @@ class RandomShiftFlip(nn.Module):
         if fill not in ("constant", "replicate"):
             raise ConfigError(f"fill must be 'constant' or 'replicate', got {fill!r}")
         self.max_px, self.fill, self.flip, self.dihedral = max_px, fill, flip, dihedral
+        self.alternating = alternating
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, images: torch.Tensor, indices: torch.Tensor | None = None, epoch: int = 0
+    ) -> torch.Tensor:
         b, _, h, w = images.shape
         device = images.device
         padded = images
@@ -90,7 +121,11 @@ class RandomShiftFlip(nn.Module):
         source = torch.arange(b, device=device)
         if self.flip:
             # the mirror of a padded image, cropped at a uniform offset, is the crop's mirror
-            source = source + b * torch.randint(0, 2, (b,), device=device)
+            if self.alternating and indices is not None:
+                mirrored = alternating_flips(indices.to(device), epoch).long()
+            else:
+                mirrored = torch.randint(0, 2, (b,), device=device)
+            source = source + b * mirrored
             padded = torch.cat([padded, padded.flip(-1)])
         if self.max_px:
             dy, dx = torch.randint(0, 2 * self.max_px + 1, (2, b), device=device)
@@ -110,11 +145,18 @@ class RandomShiftFlip(nn.Module):
         return torch.where(chosen.view(-1, 1, 1, 1), changed, images)
 
     def extra_repr(self) -> str:
-        return f"max_px={self.max_px}, fill={self.fill!r}, flip={self.flip}, dihedral={self.dihedral}"
+        return (
+            f"max_px={self.max_px}, fill={self.fill!r}, flip={self.flip}, dihedral={self.dihedral}, "
+            f"alternating={self.alternating}"
+        )
 
 
 def build_augmentation(
-    name: str, image_size: int | tuple[int, int], in_chans: int, max_translate_px: int = 30
+    name: str,
+    image_size: int | tuple[int, int],
+    in_chans: int,
+    max_translate_px: int = 30,
+    alternate_flips: bool = False,
 ) -> nn.Module:
     """Return the batch augmentation module of preset ``name``.
 
@@ -123,8 +165,10 @@ def build_augmentation(
         image_size: (height, width) of the images the preset sees, or the side of square ones.
         in_chans: channel count; colour policies need 1 or 3.
         max_translate_px: largest shift of ``flip_translate``, in pixels at ``image_size``.
+        alternate_flips: mirror by ``alternating_flips`` (``flip``, ``flip_translate``, ``overhead``).
     """
     check_augmentation(name)
+    check_alternating_flips(name, alternate_flips)
     if name in _COLOUR_POLICIES and in_chans not in (1, 3):
         raise ConfigError(
             f"augmentation {name!r} uses colour operations and needs 1 or 3 channels, the data has {in_chans}; "
@@ -134,11 +178,11 @@ def build_augmentation(
         return nn.Identity()
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if name == "flip":
-        return RandomShiftFlip()
+        return RandomShiftFlip(alternating=alternate_flips)
     if name == "flip_translate":
-        return RandomShiftFlip(max_translate_px, "constant")
+        return RandomShiftFlip(max_translate_px, "constant", alternating=alternate_flips)
     if name == "overhead":
-        return RandomShiftFlip(max_translate_px, "constant", dihedral=True)
+        return RandomShiftFlip(max_translate_px, "constant", dihedral=True, alternating=alternate_flips)
     if name == "shift_flip":
         return RandomShiftFlip(round(0.1 * min(size)), "replicate")
     # kornia only for its presets: importing it costs every command 0.16 s at start-up
@@ -177,6 +221,7 @@ class BatchTransform(nn.Module):
         std: per-channel normalization standard deviation.
         in_chans: channels of the images.
         max_translate_px: largest shift of the ``flip_translate`` and ``overhead`` presets, in pixels.
+        alternate_flips: mirror by ``alternating_flips`` of the batch's indices and the epoch.
     """
 
     def __init__(
@@ -186,9 +231,12 @@ class BatchTransform(nn.Module):
         std: Sequence[float],
         in_chans: int,
         max_translate_px: int = 30,
+        alternate_flips: bool = False,
     ) -> None:
         super().__init__()
         check_augmentation(augment)  # here, not at the first training batch that builds the preset
+        check_alternating_flips(augment, alternate_flips)
+        self.alternate_flips = alternate_flips
         self.augment = augment
         self.mean, self.std = list(mean), list(std)
         self.in_chans = in_chans
@@ -196,18 +244,32 @@ class BatchTransform(nn.Module):
         self.augmentation: nn.Module | None = None
         self._normalization: dict[str, Any] = {}
 
-    def forward(self, images: torch.Tensor, train: bool, size: tuple[int, int] | None = None) -> torch.Tensor:
-        """``size``: (height, width) the batch is scaled to after augmentation (progressive resizing)."""
+    def forward(
+        self,
+        images: torch.Tensor,
+        train: bool,
+        size: tuple[int, int] | None = None,
+        indices: torch.Tensor | None = None,
+        epoch: int = 0,
+    ) -> torch.Tensor:
+        """``size``: (height, width) the batch is scaled to after augmentation (progressive resizing);
+        ``indices`` (the images' dataset indices) and ``epoch`` choose the alternating flips."""
         owned = images.dtype == torch.uint8
         augmentation = None
         if train and self.augment != "none":
             if self.augmentation is None:
                 self.augmentation = build_augmentation(
-                    self.augment, tuple(images.shape[-2:]), self.in_chans, self.max_translate_px
+                    self.augment,
+                    tuple(images.shape[-2:]),
+                    self.in_chans,
+                    self.max_translate_px,
+                    self.alternate_flips,
                 )
             augmentation = self.augmentation
         # shifts and flips move bytes, a quarter of the memory traffic of the float batch
-        if augmentation is not None and owned and getattr(augmentation, "works_on_uint8", False):
+        if self.alternate_flips and augmentation is not None:
+            augmentation = functools.partial(augmentation, indices=indices, epoch=epoch)
+        if augmentation is not None and owned and getattr(self.augmentation, "works_on_uint8", False):
             images, augmentation = augmentation(images), None
         if owned:
             images = images.float().div_(255)
