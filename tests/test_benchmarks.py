@@ -3,6 +3,7 @@ accuracies of a few batches say nothing)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +75,28 @@ def test_bench_inference_runs_the_three_runtimes(fixture_roots: dict[str, Path],
     )
     for runtime in ("eager", "torch.export", "onnxruntime"):
         assert f"    1  {runtime}" in out and f"   64  {runtime}" in out
+
+
+def test_bench_time_to_accuracy_scores_each_epoch_of_both_recipes(
+    fixture_roots: dict[str, Path], tmp_path: Path
+) -> None:
+    out = run_benchmark(
+        "benchmarks.bench_time_to_accuracy",
+        f"--root={fixture_roots['cifar10']}",
+        "--variants=airbench,recipe",
+        "--budget=60",
+        f"--runs-dir={tmp_path}",
+        "--",
+        "--data.init_args.batch_size=8",
+        "--data.init_args.num_workers=0",
+        "--trainer.max_epochs=2",
+        "--trainer.limit_train_batches=2",
+        "--trainer.precision=32-true",
+    )
+    assert "airbench   best" in out and "recipe     best" in out
+    for variant in ("airbench", "recipe"):
+        scores = json.loads(
+            next((tmp_path / f"time_to_accuracy_{variant}").glob("*/test_each_epoch.json")).read_text()
+        )
+        assert [e["epoch"] for e in scores["epochs"]] == list(range(len(scores["epochs"])))
+        assert all(0 <= e["test_acc"] <= 1 and e["fit_s"] > 0 for e in scores["epochs"])
