@@ -10,6 +10,7 @@ from imgcls.data import (
     ImageFolderDataModule,
     MiniImageNetDataModule,
     MNISTDataModule,
+    TinyImageNetDataModule,
 )
 from imgcls.models import ImageClassifier
 
@@ -25,4 +26,5 @@ __all__ = [
     "ImageFolderDataModule",
     "MNISTDataModule",
     "MiniImageNetDataModule",
+    "TinyImageNetDataModule",
 ]

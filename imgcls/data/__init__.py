@@ -6,6 +6,7 @@ from imgcls.data.eurosat_ms import EuroSATMSDataModule
 from imgcls.data.folder import ImageFolderDataModule
 from imgcls.data.miniimagenet import MiniImageNetDataModule
 from imgcls.data.mnist import FashionMNISTDataModule, MNISTDataModule
+from imgcls.data.tinyimagenet import TinyImageNetDataModule
 from imgcls.data.transforms import AUGMENTATIONS
 
 __all__ = [
@@ -19,4 +20,5 @@ __all__ = [
     "ImageFolderDataModule",
     "MNISTDataModule",
     "MiniImageNetDataModule",
+    "TinyImageNetDataModule",
 ]
