@@ -155,9 +155,9 @@ def resume_checkpoint(run_dir: Path) -> Path | None:
     epoch; None when the run has none (or a damaged one).
 
     Lightning's ``hpc_ckpt_N.ckpt``, saved on Slurm's requeue signal in the middle of an epoch, is
-    not taken: imgcls's loaders cannot restart mid-epoch (Lightning warns that such a resume "can
-    cause unreliable results"), so a requeued job repeats the unfinished epoch from ``last.ckpt``,
-    and ends where an uninterrupted run would.
+    not taken: a requeued job repeats the unfinished epoch from ``last.ckpt`` and ends where an
+    uninterrupted run would. (A SIGTERM in the middle of an epoch rewrites ``last.ckpt`` there, with the
+    training loader's place, and the resume goes on from the next batch: ``TerminationCheckpoint``.)
     """
     last = Path(run_dir) / CHECKPOINTS / "last.ckpt"
     if not last.is_file():
@@ -179,7 +179,8 @@ def slurm_job() -> str | None:
 
 
 def read_checkpoint_position(ckpt_path: str | Path) -> dict[str, Any]:
-    """Epoch and global step a checkpoint was saved at, read without loading its tensors, and
+    """Epoch, global step and batches of the epoch a checkpoint was saved at (``batches_in_epoch``: 0
+    at an epoch's end), read without loading its tensors, and
     whether it loads with ``torch.load(weights_only=True)`` (tensors and plain values only).
 
     Raises:
@@ -206,9 +207,15 @@ def read_checkpoint_position(ckpt_path: str | Path) -> dict[str, Any]:
         ) from err
     if not isinstance(checkpoint, dict):
         raise DataError(f"{path} is not a Lightning checkpoint (it holds a {type(checkpoint).__name__})")
+    try:  # batches of the epoch trained; 0 for a checkpoint written at an epoch's end
+        progress = checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]
+        batches = 0 if progress["is_last_batch"] else int(progress["current"]["completed"])
+    except (KeyError, TypeError, AttributeError):
+        batches = 0
     return {
         "epoch": checkpoint.get("epoch"),
         "global_step": checkpoint.get("global_step"),
+        "batches_in_epoch": batches,
         "weights_only": True,
     }
 

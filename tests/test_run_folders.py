@@ -520,11 +520,14 @@ class TerminateAt(KillAt):
     signum = signal.SIGTERM
 
 
-def test_a_fit_stopped_by_sigterm_says_how_to_resume_to_the_uninterrupted_result(
-    eurosat_root: Path, tmp_path: Path
+@pytest.mark.parametrize("cache", ["always", "never"])
+def test_a_fit_stopped_by_sigterm_mid_epoch_resumes_with_the_next_batch(
+    eurosat_root: Path, tmp_path: Path, cache: str
 ) -> None:
-    """SIGTERM in epoch 1: exit 143 without a traceback, a last line that names the checkpoint and the
-    command that resumes, and that command ends where a run never interrupted ends."""
+    """SIGTERM at the second of four batches of epoch 2: exit 143 without a traceback, last.ckpt written
+    then (2 batches into the epoch), a last line that names it and the command that resumes, and that
+    command skips the batches trained and ends with the weights and validation losses of a run never
+    stopped, cached or streamed."""
     import shlex
     import subprocess
     import sys
@@ -535,8 +538,11 @@ def test_a_fit_stopped_by_sigterm_says_how_to_resume_to_the_uninterrupted_result
         "--config",
         CONFIG,
         f"--data.init_args.root={eurosat_root}",
+        f"--data.init_args.cache={cache}",
         f"--data.init_args.cache_dir={tmp_path / 'cache'}",
         *TINY,
+        "--trainer.limit_train_batches=4",
+        "--model.head_dropout=0.3",
         "--trainer.deterministic=true",
         "--trainer.max_epochs=3",
     ]
@@ -550,7 +556,8 @@ def test_a_fit_stopped_by_sigterm_says_how_to_resume_to_the_uninterrupted_result
     assert "Traceback" not in stopped.stdout + stopped.stderr
     run = tmp_path / "stopped" / "eurosat_sample" / "version_0"
     last = stopped.stdout.strip().splitlines()[-1]
-    assert last.startswith("imgcls: stopped by SIGTERM;") and "holds the end of epoch 1" in last
+    assert last.startswith("imgcls: stopped by SIGTERM;") and "holds epoch 2 up to its batch 2" in last, last
+    assert runs.read_checkpoint_position(run / "checkpoints" / "last.ckpt")["batches_in_epoch"] == 2
     command = shlex.split(last.split("Resume: ", 1)[1])
     assert command[:2] == ["imgcls", "fit"] and command[-2:] == [
         "--ckpt_path",
@@ -558,12 +565,16 @@ def test_a_fit_stopped_by_sigterm_says_how_to_resume_to_the_uninterrupted_result
     ]
     assert "tests.test_run_folders.TerminateAt" in " ".join(command)  # the very command, callbacks and all
     main([arg for arg in command[1:] if "TerminateAt" not in arg])  # resumed without the signal
+    whole = tmp_path / "whole" / "eurosat_sample" / "version_0"
     states = [
-        torch.load(r / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
-        for r in (tmp_path / "whole" / "eurosat_sample" / "version_0", run)
+        torch.load(r / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"] for r in (whole, run)
     ]
     for name in states[0]:
         assert torch.equal(states[0][name], states[1][name]), name
+    losses = [[r["val_loss"] for r in csv_rows(r / runs.METRICS_CSV) if r["val_loss"]] for r in (whole, run)]
+    assert len(losses[0]) == 3 and losses[0] == losses[1]
+    # an end-of-epoch checkpoint says so
+    assert runs.read_checkpoint_position(whole / "checkpoints" / "last.ckpt")["batches_in_epoch"] == 0
 
 
 class InterruptAt(KillAt):
@@ -589,3 +600,33 @@ def test_ctrl_c_stops_the_fit_with_the_command_that_resumes(eurosat_root: Path, 
     assert last.startswith("imgcls: stopped by Ctrl-C (SIGINT);") and last.endswith(
         f"--ckpt_path {checkpoint}"
     )
+
+
+def test_the_training_loader_saves_its_place_and_skips_only_within_that_epoch() -> None:
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from imgcls.data.samplers import EpochBatches, ResumableLoader
+
+    def loader() -> ResumableLoader:
+        order = EpochBatches(20, batch_size=4, shuffle=True, drop_last=False)
+        return ResumableLoader(TensorDataset(torch.arange(20)), batch_sampler=order)
+
+    first = loader()
+    first.epoch_batches.set_epoch(3)
+    whole = [batch[0].tolist() for batch in first]
+    served = iter(first)
+    for _ in range(2):
+        next(served)
+    state = first.state_dict()
+    assert state == {"epoch": 3, "batches_served": 2}
+
+    resumed = loader()
+    resumed.load_state_dict(state)
+    resumed.epoch_batches.set_epoch(3)
+    assert [batch[0].tolist() for batch in resumed] == whole[2:]  # the same epoch, from its third batch
+    assert resumed.state_dict() == {"epoch": 3, "batches_served": 0}  # served to its end: nothing to skip
+    later = loader()
+    later.load_state_dict(state)
+    later.epoch_batches.set_epoch(4)  # a checkpoint of an earlier epoch: the next epoch is whole
+    assert len(list(later)) == 5

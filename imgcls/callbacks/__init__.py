@@ -1,6 +1,7 @@
 """Every imgcls callback: the writers of a run folder, TensorBoard reports, throughput, progress lines.
 
-``TestReportWriter``, ``PredictionWriter``, ``RunInfoWriter``, ``RandomStates`` and ``ContractWriter`` make the run folder
+``TestReportWriter``, ``PredictionWriter``, ``RunInfoWriter``, ``RandomStates``, ``ContractWriter`` and
+``TerminationCheckpoint`` make the run folder
 (and its resumes) and are added by the CLI; the others are configured in YAML under ``trainer.callbacks``
 (``class_path: imgcls.callbacks.ImagesPerSecond``).
 """
@@ -19,6 +20,7 @@ from imgcls.callbacks.reports import (
 from imgcls.callbacks.resizing import ProgressiveResizing
 from imgcls.callbacks.run_info import RunInfoWriter
 from imgcls.callbacks.tensorboard import TensorBoardReports
+from imgcls.callbacks.termination import TerminationCheckpoint
 from imgcls.callbacks.throughput import ImagesPerSecond
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "RandomStates",
     "RunInfoWriter",
     "TensorBoardReports",
+    "TerminationCheckpoint",
     "TestReportWriter",
     "TopKPredictions",
     "classification_metrics",

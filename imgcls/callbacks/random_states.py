@@ -43,7 +43,9 @@ class RandomStates(Callback):
     generators between then and the next epoch's first batch (the training order comes from
     ``SeededShuffle``, not from them). So a fit resumed from the checkpoint, with the states set back
     at the start of its first epoch, draws the same augmentation and dropout as the run it continues;
-    with ``trainer.deterministic`` its weights and metrics are the same.
+    with ``trainer.deterministic`` its weights and metrics are the same. A checkpoint written in the
+    middle of an epoch (``TerminationCheckpoint``) is resumed there, and its states are set back when
+    training starts.
     """
 
     def __init__(self) -> None:
@@ -54,6 +56,13 @@ class RandomStates(Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._pending = state_dict.get("states")
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # a fit resumed in the middle of an epoch (a SIGTERM checkpoint) skips on_train_epoch_start;
+        # nothing draws between here and its first batch
+        if self._pending is not None and trainer.fit_loop.restarted_mid_epoch:
+            restore_random_states(self._pending)
+            self._pending = None
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # here, not when the checkpoint loads: the resumed fit's sanity check and loaders draw first

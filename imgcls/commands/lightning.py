@@ -30,6 +30,7 @@ from imgcls.callbacks import (
     ProgressiveResizing,
     RandomStates,
     RunInfoWriter,
+    TerminationCheckpoint,
     TestReportWriter,
 )
 from imgcls.checkpoint_io import AtomicCheckpointIO
@@ -141,16 +142,19 @@ class ImgclsCLI(LightningCLI):
         last = self.run_dir / runs.CHECKPOINTS / "last.ckpt" if self.run_dir is not None else None
         if last is None or not last.is_file():
             return f"imgcls: stopped by {signal_name} before the first epoch ended: nothing to resume; run it again"
-        epoch = runs.read_checkpoint_position(last).get("epoch")
+        position = runs.read_checkpoint_position(last)
+        epoch, batches = position.get("epoch"), position.get("batches_in_epoch")
         args = [a for a in self.given_args if not a.startswith("--ckpt_path")]
         if "--ckpt_path" in self.given_args:  # its value too
             at = args.index(self.given_args[self.given_args.index("--ckpt_path") + 1])
             del args[at]
         command = shlex.join(["imgcls", *args, "--ckpt_path", str(last)])
-        return (
-            f"imgcls: stopped by {signal_name}; {last} holds the end of epoch {epoch + 1 if epoch is not None else '?'} "
-            f"(the interrupted epoch starts again on resume). Resume: {command}"
-        )
+        if batches:  # written when the signal came, in the middle of an epoch
+            held = f"epoch {epoch + 1} up to its batch {batches} (resuming goes on with the next batch)"
+        else:
+            number = epoch + 1 if epoch is not None else "?"
+            held = f"the end of epoch {number} (the interrupted epoch starts again on resume)"
+        return f"imgcls: stopped by {signal_name}; {last} holds {held}. Resume: {command}"
 
     def _out_of_memory_line(self, err: BaseException) -> str:
         config = self._subconfig() if getattr(self, "config", None) is not None else {}
@@ -328,6 +332,7 @@ class ImgclsCLI(LightningCLI):
         callbacks.append(ContractWriter())  # every checkpoint says what inference needs
         if self.subcommand in ("fit", None):
             callbacks.append(RunInfoWriter())
+            callbacks.append(TerminationCheckpoint())  # SIGTERM mid-epoch: last.ckpt where the run stands
         return callbacks
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:

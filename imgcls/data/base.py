@@ -35,7 +35,7 @@ from imgcls.data.cache import (
     cache_pool,
 )
 from imgcls.data.datasets import IMAGE_EXTENSIONS, ImageFileDataset, images_of_folder
-from imgcls.data.samplers import SeededShuffle, run_seed
+from imgcls.data.samplers import EpochBatches, ResumableLoader, run_seed
 from imgcls.data.splits import cap_per_class, stratified_split
 from imgcls.data.transforms import BatchTransform, check_alternating_flips, check_augmentation, scaled_size
 from imgcls.errors import ConfigError, DataError
@@ -395,20 +395,18 @@ class ImageDataModule(LightningDataModule):
                 pin_memory=self.pin_memory,
                 persistent_workers=self.persistent_workers,
             )
-        # one process: the run's own order (the cached path's too); several: Lightning's
-        # DistributedSampler, seeded and set to each epoch as well
-        order = SeededShuffle(len(dataset)) if shuffle and not distributed else None
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle if order is None else None,
-            sampler=order,
-            generator=torch.Generator().manual_seed(run_seed()),
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers and self.num_workers > 0,
-            drop_last=drop_last,
-        )
+        common = {
+            "generator": torch.Generator().manual_seed(run_seed()),
+            "num_workers": self.num_workers,
+            "pin_memory": self.pin_memory,
+            "persistent_workers": self.persistent_workers and self.num_workers > 0,
+        }
+        if shuffle and not distributed:
+            # one process: the run's own order (the cached path's too), resumable mid-epoch
+            order = EpochBatches(len(dataset), self.batch_size, shuffle=True, drop_last=drop_last)
+            return ResumableLoader(dataset, batch_sampler=order, **common)
+        # several: Lightning's DistributedSampler, seeded and set to each epoch as well
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, drop_last=drop_last, **common)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -18,17 +18,17 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from filelock import FileLock, Timeout
-from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset
 
 from imgcls.data.datasets import ArrayImageDataset, ImageFileDataset
-from imgcls.data.samplers import SeededShuffle, run_seed
+from imgcls.data.samplers import EpochBatches, ResumableLoader, run_seed
 from imgcls.errors import DataError, DiskFullError
 from imgcls.storage import FULL, format_bytes, free_bytes, room_note
 
@@ -339,25 +339,6 @@ class CachedSplit(Dataset):
         return self.dataset.get_batch(self.indices[np.asarray(positions, dtype=np.int64)])
 
 
-class _EpochBatches(Sampler[list[int]]):
-    """Batches of positions; shuffled with the run's permutation of each epoch when ``shuffle``."""
-
-    def __init__(self, length: int, batch_size: int, shuffle: bool, drop_last: bool) -> None:
-        inner = SeededShuffle(length) if shuffle else SequentialSampler(range(length))
-        self.batches = BatchSampler(inner, batch_size, drop_last)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning before each epoch: the shuffle of epoch ``epoch``."""
-        if isinstance(self.batches.sampler, SeededShuffle):
-            self.batches.sampler.set_epoch(epoch)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches)
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-
 def batched_loader(
     split: CachedSplit,
     batch_size: int,
@@ -367,11 +348,13 @@ def batched_loader(
     pin_memory: bool,
     persistent_workers: bool,
 ) -> DataLoader:
-    """A DataLoader whose every item is a whole batch cut from the cache (``batch_size=None``)."""
-    return DataLoader(
+    """A DataLoader whose every item is a whole batch cut from the cache (``batch_size=None``); the
+    shuffled (training) one resumes in the middle of an epoch (``ResumableLoader``)."""
+    loader = ResumableLoader if shuffle else DataLoader
+    return loader(
         split,
         batch_size=None,
-        sampler=_EpochBatches(len(split), batch_size, shuffle, drop_last),
+        sampler=EpochBatches(len(split), batch_size, shuffle, drop_last),
         # worker seeds from the run's seed, not from the global generator the model draws from
         generator=torch.Generator().manual_seed(run_seed()),
         num_workers=num_workers,

@@ -5,14 +5,20 @@ the model's augmentation and dropout also draw from: a run resumed from a checkp
 another order than the run it continues. Here epoch ``e`` of a run seeded ``s`` is always the same
 permutation, whichever process, resume or code path (cached or streamed) serves it. Lightning calls
 ``set_epoch`` before each epoch.
+
+``ResumableLoader`` is the training loader: Lightning saves its state (the batches of the epoch already
+served) in a checkpoint written mid-epoch, and a fit resumed from it skips those batches' indices
+without reading them, so it goes on with the very batch the interrupted run would have trained next.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
+from typing import Any
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import BatchSampler, DataLoader, Sampler, SequentialSampler
 
 
 def run_seed() -> int:
@@ -42,3 +48,72 @@ class SeededShuffle(Sampler[int]):
 
     def __len__(self) -> int:
         return self.length
+
+
+class EpochBatches(Sampler[list[int]]):
+    """Batches of positions; shuffled with the run's permutation of each epoch when ``shuffle``.
+
+    ``resume_at(epoch, batches)`` makes the next iteration over ``epoch`` start after its first
+    ``batches`` batches; an iteration over any other epoch is whole.
+    """
+
+    def __init__(self, length: int, batch_size: int, shuffle: bool, drop_last: bool) -> None:
+        inner = SeededShuffle(length) if shuffle else SequentialSampler(range(length))
+        self.batches = BatchSampler(inner, batch_size, drop_last)
+        self.epoch = 0
+        self._resume: tuple[int, int] | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning before each epoch: the shuffle of epoch ``epoch``."""
+        self.epoch = epoch
+        if isinstance(self.batches.sampler, SeededShuffle):
+            self.batches.sampler.set_epoch(epoch)
+
+    def resume_at(self, epoch: int, batches: int) -> None:
+        self._resume = (epoch, batches)
+
+    def skipped(self) -> int:
+        """How many batches the next iteration leaves out (read before it starts)."""
+        return self._resume[1] if self._resume is not None and self._resume[0] == self.epoch else 0
+
+    def __iter__(self) -> Iterator[list[int]]:
+        # a generator: the permutation is drawn at the first batch, after Lightning's set_epoch
+        skip = self.skipped()
+        self._resume = None
+        yield from itertools.islice(self.batches, skip, None)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader over ``EpochBatches`` that Lightning can save and restore in the middle of an epoch.
+
+    Its state is the epoch and the number of batches served of it; Lightning stores it in every
+    checkpoint (``state_dict``) and hands it back on resume (``load_state_dict``). An epoch served to
+    its end saves nothing to skip, so a resume from an end-of-epoch checkpoint trains whole epochs.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._served = 0
+
+    @property
+    def epoch_batches(self) -> EpochBatches:
+        order = self.batch_sampler if isinstance(self.batch_sampler, EpochBatches) else self.sampler
+        if not isinstance(order, EpochBatches):
+            raise TypeError("a ResumableLoader draws its batches from an EpochBatches sampler")
+        return order
+
+    def __iter__(self) -> Iterator[Any]:
+        self._served = self.epoch_batches.skipped()
+        for batch in super().__iter__():
+            self._served += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        served = self._served if self._served < len(self) else 0
+        return {"epoch": self.epoch_batches.epoch, "batches_served": served}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch_batches.resume_at(int(state.get("epoch", 0)), int(state.get("batches_served", 0)))
