@@ -260,7 +260,13 @@ def test_no_rank_trains_on_a_last_batch_of_one(
     datamodule.trainer = SimpleNamespace(world_size=ranks)
     datamodule.setup("fit")
     assert len(datamodule.datasets["train"]) == 50
-    assert datamodule.train_dataloader().drop_last is dropped
+    train = datamodule.train_dataloader()
+    # the batch sampler decides (a loader given one reports drop_last False whatever it does)
+    assert train.batch_sampler.drop_last is dropped
+    if ranks == 1:
+        assert min(len(batch) for batch in train.batch_sampler) == (
+            batch_size if dropped else 50 % batch_size
+        )
     assert datamodule.val_dataloader().drop_last is False
 
 

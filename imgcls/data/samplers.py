@@ -60,6 +60,7 @@ class EpochBatches(Sampler[list[int]]):
     def __init__(self, length: int, batch_size: int, shuffle: bool, drop_last: bool) -> None:
         inner = SeededShuffle(length) if shuffle else SequentialSampler(range(length))
         self.batches = BatchSampler(inner, batch_size, drop_last)
+        self.drop_last = drop_last  # read as a BatchSampler's: a loader over this one reports False
         self.epoch = 0
         self._resume: tuple[int, int] | None = None
 
