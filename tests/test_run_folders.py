@@ -583,23 +583,73 @@ class InterruptAt(KillAt):
     signum = signal.SIGINT
 
 
-def test_ctrl_c_stops_the_fit_with_the_command_that_resumes(eurosat_root: Path, tmp_path: Path) -> None:
+def test_ctrl_c_stops_the_fit_after_the_batch_in_hand_with_the_command_that_resumes(
+    eurosat_root: Path, tmp_path: Path
+) -> None:
+    """A first Ctrl-C stops as SIGTERM does: the batch in hand finishes, last.ckpt holds the place."""
     import subprocess
     import sys
 
     stopped = subprocess.run(
         [sys.executable, "-m", "imgcls", "fit", "--config", CONFIG, f"--data.init_args.root={eurosat_root}",
-         *TINY, "--trainer.max_epochs=3", f"--runs_dir={tmp_path}",
+         *TINY, "--trainer.limit_train_batches=4", "--trainer.max_epochs=3", f"--runs_dir={tmp_path}",
          "--trainer.callbacks+=tests.test_run_folders.InterruptAt"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert stopped.returncode == 128 + signal.SIGINT, stopped.stderr[-2000:]
     assert "Traceback" not in stopped.stdout + stopped.stderr
+    assert "imgcls: Ctrl-C: stopping after the batch in hand" in stopped.stderr
     last = stopped.stdout.strip().splitlines()[-1]
     checkpoint = tmp_path / "eurosat_sample" / "version_0" / "checkpoints" / "last.ckpt"
-    assert last.startswith("imgcls: stopped by Ctrl-C (SIGINT);") and last.endswith(
-        f"--ckpt_path {checkpoint}"
+    assert (
+        last.startswith("imgcls: stopped by Ctrl-C (SIGINT);") and "holds epoch 2 up to its batch 2" in last
     )
+    assert last.endswith(f"--ckpt_path {checkpoint}")
+    assert runs.read_checkpoint_position(checkpoint)["batches_in_epoch"] == 2
+
+
+class TerminateGroupAt(KillAt):
+    """Sends SIGTERM to its whole process group, loader workers included (a cancelled Slurm step)."""
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
+            os.killpg(os.getpgrp(), signal.SIGTERM)
+
+
+@pytest.mark.parametrize("cache", ["always", "never"])
+def test_sigterm_to_the_process_group_stops_workers_without_a_traceback(
+    eurosat_root: Path, tmp_path: Path, cache: str
+) -> None:
+    """Two loader workers get the signal too: they ignore it, the main process finishes the batch,
+    saves its place, shuts them down and ends in one line; no process of the group is left."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "imgcls", "fit", "--config", CONFIG, f"--data.init_args.root={eurosat_root}",
+         *TINY, "--data.init_args.num_workers=2", f"--data.init_args.cache={cache}",
+         f"--data.init_args.cache_dir={tmp_path / 'cache'}", "--trainer.limit_train_batches=4",
+         "--trainer.max_epochs=3", f"--runs_dir={tmp_path}",
+         "--trainer.callbacks+=tests.test_run_folders.TerminateGroupAt"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert "Traceback" not in stdout + stderr and "killed by signal" not in stderr
+    last = stdout.strip().splitlines()[-1]
+    assert last.startswith("imgcls: stopped by SIGTERM;") and "holds epoch 2 up to its batch 2" in last, last
+    left = [pid for pid in os.listdir("/proc") if pid.isdigit() and _session_of(pid) == process.pid]
+    assert not left, f"processes of the stopped run still running: {left}"
+
+
+def _session_of(pid: str) -> int | None:
+    try:
+        stat = Path("/proc", pid, "stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[4])  # state ppid pgrp session
 
 
 def test_the_training_loader_saves_its_place_and_skips_only_within_that_epoch() -> None:

@@ -125,9 +125,14 @@ class ImgclsCLI(LightningCLI):
             self.discard_failed_run()
             raise OutOfMemoryError(self._out_of_memory_line(err)) from None
         except SIGTERMException:
-            # Lightning stops at the end of the batch the signal came in and calls that a clean exit
-            print(self._stopped_line("SIGTERM"), flush=True)
-            sys.exit(128 + signal.SIGTERM)
+            # Lightning stops at the end of the batch the signal came in (a first Ctrl-C too, see
+            # TerminationCheckpoint) and calls that a clean exit
+            name = next(
+                (c.signal_name for c in self.trainer.callbacks if isinstance(c, TerminationCheckpoint)), None
+            )
+            ctrl_c = name is not None and "SIGINT" in name
+            print(self._stopped_line(name or "SIGTERM"), flush=True)
+            sys.exit(128 + (signal.SIGINT if ctrl_c else signal.SIGTERM))
         except SystemExit as exit_:
             # Ctrl-C: Lightning shuts the run down, then exits with 1
             if exit_.code != 1 or getattr(self, "trainer", None) is None or not self.trainer.interrupted:

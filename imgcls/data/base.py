@@ -35,7 +35,7 @@ from imgcls.data.cache import (
     cache_pool,
 )
 from imgcls.data.datasets import IMAGE_EXTENSIONS, ImageFileDataset, images_of_folder
-from imgcls.data.samplers import EpochBatches, ResumableLoader, run_seed
+from imgcls.data.samplers import EpochBatches, ResumableLoader, run_seed, shield_worker
 from imgcls.data.splits import cap_per_class, stratified_split
 from imgcls.data.transforms import BatchTransform, check_alternating_flips, check_augmentation, scaled_size
 from imgcls.errors import ConfigError, DataError
@@ -398,6 +398,7 @@ class ImageDataModule(LightningDataModule):
         common = {
             "generator": torch.Generator().manual_seed(run_seed()),
             "num_workers": self.num_workers,
+            "worker_init_fn": shield_worker,
             "pin_memory": self.pin_memory,
             "persistent_workers": self.persistent_workers and self.num_workers > 0,
         }

@@ -28,7 +28,7 @@ from filelock import FileLock, Timeout
 from torch.utils.data import DataLoader, Dataset
 
 from imgcls.data.datasets import ArrayImageDataset, ImageFileDataset
-from imgcls.data.samplers import EpochBatches, ResumableLoader, run_seed
+from imgcls.data.samplers import EpochBatches, ResumableLoader, run_seed, shield_worker
 from imgcls.errors import DataError, DiskFullError
 from imgcls.storage import FULL, format_bytes, free_bytes, room_note
 
@@ -358,6 +358,7 @@ def batched_loader(
         # worker seeds from the run's seed, not from the global generator the model draws from
         generator=torch.Generator().manual_seed(run_seed()),
         num_workers=num_workers,
+        worker_init_fn=shield_worker,
         pin_memory=pin_memory,
         persistent_workers=persistent_workers and num_workers > 0,
     )

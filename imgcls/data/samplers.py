@@ -9,16 +9,31 @@ permutation, whichever process, resume or code path (cached or streamed) serves 
 ``ResumableLoader`` is the training loader: Lightning saves its state (the batches of the epoch already
 served) in a checkpoint written mid-epoch, and a fit resumed from it skips those batches' indices
 without reading them, so it goes on with the very batch the interrupted run would have trained next.
+Its workers (``shield_worker``) leave SIGTERM and Ctrl-C to the main process, which stops between two
+batches and shuts them down.
 """
 
 from __future__ import annotations
 
 import itertools
+import signal
 from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Sampler, SequentialSampler
+
+
+def shield_worker(worker_id: int) -> None:
+    """A loader worker's ``worker_init_fn``: it ignores SIGTERM and SIGINT.
+
+    Both often reach a whole process group (a cancelled Slurm step, Ctrl-C in a terminal); a worker
+    killed by one fails the batch in hand with a traceback per worker, where the main process would have
+    finished the batch, saved its place and shut the workers down (``TerminationCheckpoint``). A worker
+    still ends with the main process: torch's watchdog stops it when its parent is gone.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_seed() -> int:
