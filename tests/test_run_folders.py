@@ -465,7 +465,10 @@ class KillAt(Callback):
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
     ) -> None:
         if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
-            os.kill(os.getpid(), self.signum)
+            self.send()
+
+    def send(self) -> None:
+        os.kill(os.getpid(), self.signum)
 
 
 @pytest.mark.parametrize("cache", ["always", "never"])
@@ -611,11 +614,8 @@ def test_ctrl_c_stops_the_fit_after_the_batch_in_hand_with_the_command_that_resu
 class TerminateGroupAt(KillAt):
     """Sends SIGTERM to its whole process group, loader workers included (a cancelled Slurm step)."""
 
-    def on_train_batch_start(
-        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
-    ) -> None:
-        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
-            os.killpg(os.getpgrp(), signal.SIGTERM)
+    def send(self) -> None:
+        os.killpg(os.getpgrp(), signal.SIGTERM)
 
 
 @pytest.mark.parametrize("cache", ["always", "never"])
