@@ -26,16 +26,17 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
 LAST = "last"
+SIGNAL_NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "Ctrl-C (SIGINT)"}
 
 
 class TerminationCheckpoint(Callback):
     """Write ``last.ckpt`` mid-epoch when SIGTERM or Ctrl-C stops a training epoch whose loader can resume.
 
-    ``signal_name`` says which signal stopped the run (None while none has).
+    ``signum`` is the signal that stopped the run (None while none has).
     """
 
     def __init__(self) -> None:
-        self.signal_name: str | None = None
+        self.signum: int | None = None
         self._trainer: Trainer | None = None
         self._previous_sigint: object = None
 
@@ -47,7 +48,7 @@ class TerminationCheckpoint(Callback):
     def _first_ctrl_c(self, signum: int, frame: FrameType | None) -> None:
         # Lightning's SIGTERM flag: it stops between two batches, a validation loop at its next batch
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
-        self.signal_name = "Ctrl-C (SIGINT)"
+        self.signum = signal.SIGINT
         if self._trainer is not None:
             self._trainer._signal_connector.received_sigterm = True
         print(
@@ -67,7 +68,7 @@ class TerminationCheckpoint(Callback):
         self._restore_sigint()
         if not isinstance(exception, SIGTERMException):
             return
-        self.signal_name = self.signal_name or "SIGTERM"
+        self.signum = self.signum or signal.SIGTERM
         if not trainer.training or trainer.sanity_checking:
             return
         done = trainer.fit_loop.epoch_loop.batch_progress.current.completed

@@ -33,6 +33,7 @@ from imgcls.callbacks import (
     TerminationCheckpoint,
     TestReportWriter,
 )
+from imgcls.callbacks.termination import SIGNAL_NAMES
 from imgcls.checkpoint_io import AtomicCheckpointIO
 from imgcls.commands.arguments import (
     add_run_folder_arguments,
@@ -118,7 +119,7 @@ class ImgclsCLI(LightningCLI):
         except (MemoryError, RuntimeError) as err:  # torch.OutOfMemoryError (CUDA) is a RuntimeError
             if "is killed by signal: Terminated" in str(err):
                 # SIGTERM to the whole process group (a cancelled Slurm step) ends the loader's workers first
-                print(self._stopped_line("SIGTERM"), flush=True)
+                print(self._stopped_line(SIGNAL_NAMES[signal.SIGTERM]), flush=True)
                 sys.exit(128 + signal.SIGTERM)
             if not out_of_memory(err):
                 raise
@@ -127,17 +128,17 @@ class ImgclsCLI(LightningCLI):
         except SIGTERMException:
             # Lightning stops at the end of the batch the signal came in (a first Ctrl-C too, see
             # TerminationCheckpoint) and calls that a clean exit
-            name = next(
-                (c.signal_name for c in self.trainer.callbacks if isinstance(c, TerminationCheckpoint)), None
+            signum = (
+                next((c.signum for c in self.trainer.callbacks if isinstance(c, TerminationCheckpoint)), None)
+                or signal.SIGTERM
             )
-            ctrl_c = name is not None and "SIGINT" in name
-            print(self._stopped_line(name or "SIGTERM"), flush=True)
-            sys.exit(128 + (signal.SIGINT if ctrl_c else signal.SIGTERM))
+            print(self._stopped_line(SIGNAL_NAMES[signum]), flush=True)
+            sys.exit(128 + signum)
         except SystemExit as exit_:
             # Ctrl-C: Lightning shuts the run down, then exits with 1
             if exit_.code != 1 or getattr(self, "trainer", None) is None or not self.trainer.interrupted:
                 raise
-            print(self._stopped_line("Ctrl-C (SIGINT)"), flush=True)
+            print(self._stopped_line(SIGNAL_NAMES[signal.SIGINT]), flush=True)
             sys.exit(128 + signal.SIGINT)
 
     def _stopped_line(self, signal_name: str) -> str:
