@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,41 @@ def data_overrides(config_path: Path, fixture_roots: dict[str, Path]) -> list[st
 def test_every_config_has_a_fixture() -> None:
     unknown = {load_config(p)["data"]["class_path"] for p in CONFIGS} - set(FIXTURE_FOR)
     assert not unknown, f"add fixtures for {unknown} to FIXTURE_FOR"
+
+
+YAML_FILES = sorted(p for p in (REPO / "configs").rglob("*.yaml") if "sweeps" not in p.parts)
+
+
+def test_no_config_overrides_a_key_of_a_section_it_loads_from_a_file() -> None:
+    """`trainer: base/trainer.yaml` then `trainer.max_epochs: 3` in one file: jsonargparse keeps only the
+    dotted key and drops the file (its callbacks and precision), silently."""
+    offenders = []
+    for path in YAML_FILES:
+        config = yaml.safe_load(path.read_text())
+        if not isinstance(config, dict):
+            continue
+        from_files = {
+            key for key, value in config.items() if isinstance(value, str) and value.endswith(".yaml")
+        }
+        offenders += [
+            f"{path.relative_to(REPO)}: {key}" for key in config if key.split(".")[0] in from_files - {key}
+        ]
+    assert not offenders, f"list these sections inline instead of loading them from a file: {offenders}"
+
+
+def test_a_dotted_key_after_a_section_file_drops_the_file(tmp_path: Path) -> None:
+    """The jsonargparse behaviour the test above guards against; if it ever merges, the guard can go."""
+    (tmp_path / "trainer.yaml").write_text("max_epochs: 30\nprecision: bf16-mixed\n")
+    sample = (REPO / "configs" / "eurosat_sample.yaml").read_text()
+    (tmp_path / "run.yaml").write_text(
+        "trainer: trainer.yaml\ntrainer.max_epochs: 3\n" + sample[sample.index("\ndata:") :]
+    )
+    out = tmp_path / "printed.yaml"
+    with pytest.raises(SystemExit), open(out, "w") as stream, contextlib.redirect_stdout(stream):
+        main(["fit", "--config", str(tmp_path / "run.yaml"), "--print_config"])
+    trainer = yaml.safe_load(out.read_text())["trainer"]
+    assert trainer["max_epochs"] == 3
+    assert trainer["precision"] != "bf16-mixed"
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[p.stem for p in CONFIGS])
