@@ -8,6 +8,7 @@
 
 from imgcls.callbacks.averaging import EMA
 from imgcls.callbacks.contract import ContractWriter
+from imgcls.callbacks.health import TrainingHealth
 from imgcls.callbacks.optuna_pruning import OptunaPruning
 from imgcls.callbacks.progress import EpochLines
 from imgcls.callbacks.random_states import RandomStates
@@ -37,5 +38,6 @@ __all__ = [
     "TerminationCheckpoint",
     "TestReportWriter",
     "TopKPredictions",
+    "TrainingHealth",
     "classification_metrics",
 ]
