@@ -12,12 +12,16 @@ one after the other on this machine:
   the 10% of each class imgcls holds out for validation.
 - imgcls: ``imgcls fit --config configs/base/recipe.yaml --data configs/base/data/<dataset>_64.yaml``
   with only the run length set (and loader workers), then ``imgcls test --ckpt_path best``.
+  ``--config`` checks another config the same way (the main one: ``--config configs/eurosat_resnet50.yaml
+  --backbone torchvision/resnet18``, its data swapped for the dataset's).
 
 ``--max-per-class N`` caps the training pool and the test set at N images per class on both sides, for
 a check that fits a CPU's time.
 
     python -m benchmarks.bench_defaults_transfer --dataset fashion_mnist --root ../shared/data/fashion_mnist/raw
     python -m benchmarks.bench_defaults_transfer --dataset cifar10 --root ../shared/data/cifar10
+    python -m benchmarks.bench_defaults_transfer --dataset mnist --root ../shared/data/mnist/raw \
+        --config configs/eurosat_resnet50.yaml --backbone torchvision/resnet18
 
 Wall time covers reading the data, training and testing (the imgcls side's one-off cache build too).
 """
@@ -36,6 +40,7 @@ import numpy as np
 from benchmarks.common import benchmark_parser, print_table, report, run_variant
 
 REPO = Path(__file__).resolve().parent.parent
+RECIPE = REPO / "configs" / "base" / "recipe.yaml"
 DATA_PIECES = {
     "fashion_mnist": REPO / "configs" / "base" / "data" / "fashion_mnist_64.yaml",
     "cifar10": REPO / "configs" / "base" / "data" / "cifar10_64.yaml",
@@ -161,11 +166,13 @@ def run_imgcls(args: argparse.Namespace) -> dict:
 
     start = time.perf_counter()
     # a capped check is not the whole dataset's: its run folder says so
-    experiment = f"defaults_{args.dataset}" + (f"_max{args.max_per_class}" if args.max_per_class else "")
+    config = Path(args.config)
+    name = "defaults" if config.resolve() == RECIPE else config.stem
+    experiment = f"{name}_{args.dataset}" + (f"_max{args.max_per_class}" if args.max_per_class else "")
     with tempfile.TemporaryDirectory() as tmp:
         common = [
             "--config",
-            str(REPO / "configs" / "base" / "recipe.yaml"),
+            str(config),
             "--data",
             str(DATA_PIECES[args.dataset]),
             f"--data.init_args.root={args.root}",
@@ -180,6 +187,8 @@ def run_imgcls(args: argparse.Namespace) -> dict:
         ]
         if args.max_per_class is not None:
             common.append(f"--data.init_args.max_per_class={args.max_per_class}")
+        if args.backbone is not None:
+            common.append(f"--model.backbone={args.backbone}")
         imgcls_main(["fit", *common])
         imgcls_main(["test", *common, "--ckpt_path=best"])
         runs = sorted(Path(args.runs_dir or tmp).glob(f"{experiment}/version_*/metrics.json"))
@@ -203,6 +212,12 @@ def main() -> None:
         runs_dir=True,
     )
     parser.add_argument("--dataset", choices=sorted(DATA_PIECES), default="fashion_mnist")
+    parser.add_argument(
+        "--config", default=str(RECIPE), help="the imgcls side's config (its data is swapped)"
+    )
+    parser.add_argument(
+        "--backbone", default=None, help="the imgcls side's model.backbone (default: the config's)"
+    )
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the plain loop")
