@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from benchmarks.common import benchmark_parser, report, run_variant
+from benchmarks.common import benchmark_parser, matmul_ceiling, report, run_variant
 
 REPO = Path(__file__).resolve().parent.parent
 GOALS = (0.90, 0.92, 0.93)
@@ -154,6 +154,7 @@ def main() -> None:
     unknown = set(names) - set(VARIANTS)
     if unknown:
         raise SystemExit(f"unknown variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
+    ceiling = {dtype: matmul_ceiling(dtype) for dtype in ("bfloat16", "float32")}  # before the fits, alone
     results = {}
     for name in names:
         results[name] = run_variant("benchmarks.bench_time_to_accuracy", name)
@@ -162,6 +163,10 @@ def main() -> None:
         f"\nCIFAR-10 time to test accuracy, one fit after the other ({platform.processor() or platform.machine()})"
     )
     print(f"  cpu cores: {os.cpu_count()}, load average at the end: {os.getloadavg()[0]:.2f}")
+    print(
+        f"  matrix-multiply ceiling (2048x2048, all threads): {ceiling['bfloat16']:.0f} GFLOP/s bf16, "
+        f"{ceiling['float32']:.0f} GFLOP/s fp32; read another CPU's times as a ratio of these"
+    )
     for name, r in results.items():
         best = max(r["epochs"], key=lambda e: e["test_acc"])
         goals = ", ".join(

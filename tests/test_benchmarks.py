@@ -4,11 +4,13 @@ accuracies of a few batches say nothing)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import REPO
 
@@ -59,6 +61,29 @@ def test_bench_defaults_transfer_runs_both_sides(fixture_roots: dict[str, Path])
     assert "plain trained on 40 and tested on 20, imgcls 40 and 20" in out
 
 
+def test_bench_defaults_transfer_checks_another_config_with_its_data_swapped(
+    fixture_roots: dict[str, Path], tmp_path: Path
+) -> None:
+    run_benchmark(
+        "benchmarks.bench_defaults_transfer",
+        "--variant=imgcls",
+        "--dataset=fashion_mnist",
+        f"--root={fixture_roots['fashion_mnist'] / 'FashionMNIST' / 'raw'}",
+        "--config=configs/eurosat_resnet50.yaml",
+        "--backbone=test_resnet",
+        "--epochs=1",
+        "--batch-size=4",
+        "--workers=0",
+        "--max-per-class=5",
+        f"--runs-dir={tmp_path}",
+    )
+    (run,) = (tmp_path / "eurosat_resnet50_fashion_mnist_max5").glob("version_*")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["data"]["class_path"] == "imgcls.FashionMNISTDataModule"
+    assert config["model"]["backbone"] == "test_resnet"
+    assert config["early_stopping"]["patience"] == 10  # the main config's, not the recipe's 100
+
+
 def test_bench_inference_runs_the_three_runtimes(fixture_roots: dict[str, Path], tmp_path: Path) -> None:
     from imgcls.commands import main
 
@@ -94,9 +119,18 @@ def test_bench_time_to_accuracy_scores_each_epoch_of_both_recipes(
         "--trainer.precision=32-true",
     )
     assert "airbench   best" in out and "recipe     best" in out
+    assert re.search(r"matrix-multiply ceiling .*: \d+ GFLOP/s bf16, \d+ GFLOP/s fp32", out)
     for variant in ("airbench", "recipe"):
         scores = json.loads(
             next((tmp_path / f"time_to_accuracy_{variant}").glob("*/test_each_epoch.json")).read_text()
         )
         assert [e["epoch"] for e in scores["epochs"]] == list(range(len(scores["epochs"])))
         assert all(0 <= e["test_acc"] <= 1 and e["fit_s"] > 0 for e in scores["epochs"])
+
+
+def test_matmul_ceiling_is_the_rate_of_a_timed_multiply() -> None:
+    from benchmarks.common import matmul_ceiling
+
+    rate = matmul_ceiling("float32", size=256, seconds=0.2)
+    # a 256x256 multiply is 33.6 MFLOP: at least one ran, and no CPU does a petaflop
+    assert 0.01 < rate < 1e6
