@@ -170,6 +170,25 @@ def test_config_typo_suggests_the_key(
     assert "unknown setting 'model.lr_multiplier' (did you mean model.head_lr_multiplier?)" in err
 
 
+def test_max_steps_before_the_first_validation_is_refused_before_training(
+    cli_args: list[str], capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    err = run_error(["fit", *cli_args, "--trainer.max_steps=1", "--trainer.limit_train_batches=null"], capsys)
+    assert "trainer.max_steps 1 ends the fit before its first validation" in err
+    assert "--trainer.val_check_interval 1" in err
+    # the advice works: validating within the run, the same max_steps trains and checkpoints
+    main(
+        [
+            "fit",
+            *cli_args,
+            "--trainer.max_steps=1",
+            "--trainer.limit_train_batches=null",
+            "--trainer.val_check_interval=1",
+        ]
+    )
+    assert list((tmp_path / "eurosat_sample").glob("version_*/checkpoints/best.ckpt"))
+
+
 @pytest.mark.slow
 def test_bundled_eurosat_sample_trains_far_above_chance(tmp_path: Path) -> None:
     """The README's quick start, for real: ResNet-18 on 1,000 bundled EuroSAT images."""

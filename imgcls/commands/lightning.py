@@ -33,6 +33,7 @@ from imgcls.callbacks import (
     TerminationCheckpoint,
     TestReportWriter,
 )
+from imgcls.callbacks.guards import ValidationWithinRun
 from imgcls.callbacks.termination import SIGNAL_NAMES
 from imgcls.checkpoint_io import AtomicCheckpointIO
 from imgcls.commands.arguments import (
@@ -339,6 +340,7 @@ class ImgclsCLI(LightningCLI):
         if self.subcommand in ("fit", None):
             callbacks.append(RunInfoWriter())
             callbacks.append(TerminationCheckpoint())  # SIGTERM mid-epoch: last.ckpt where the run stands
+            callbacks.append(ValidationWithinRun())
         return callbacks
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
