@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from lightning.pytorch import Trainer
 from torch import nn
 
 from imgcls import EuroSATDataModule, ImageClassifier
 from imgcls.callbacks import TrainingHealth
+from tests.test_throughput import make_trainer
 
 
 class RecordNorms(TrainingHealth):
@@ -39,17 +39,7 @@ def datamodule(eurosat_root: Path, tmp_path: Path) -> EuroSATDataModule:
 def fit(
     model: ImageClassifier, datamodule: EuroSATDataModule, tmp_path: Path, callback: TrainingHealth
 ) -> dict:
-    trainer = Trainer(
-        default_root_dir=tmp_path,
-        max_epochs=1,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[callback],
-    )
+    trainer = make_trainer(tmp_path, callback, epochs=1)
     trainer.fit(model, datamodule=datamodule)
     return {key: float(value) for key, value in trainer.callback_metrics.items()}
 

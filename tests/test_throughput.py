@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from lightning.pytorch import Trainer
+from lightning.pytorch import Callback, Trainer
 
 from imgcls import EuroSATDataModule, ImageClassifier
 from imgcls.callbacks import ImagesPerSecond
@@ -34,7 +34,7 @@ def parts(eurosat_root: Path, tmp_path: Path) -> tuple[EuroSATDataModule, ImageC
     return datamodule, model
 
 
-def make_trainer(tmp_path: Path, callback: ImagesPerSecond | None, epochs: int = 2) -> Trainer:
+def make_trainer(tmp_path: Path, callback: Callback | None, epochs: int = 2) -> Trainer:
     return Trainer(
         default_root_dir=tmp_path,
         max_epochs=epochs,
