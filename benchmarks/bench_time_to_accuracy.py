@@ -32,7 +32,8 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from benchmarks.common import benchmark_parser, matmul_ceiling, report, run_variant
+from benchmarks.common import benchmark_parser, report, run_variant
+from imgcls.precision import matmul_rate
 
 REPO = Path(__file__).resolve().parent.parent
 GOALS = (0.90, 0.92, 0.93)
@@ -154,7 +155,7 @@ def main() -> None:
     unknown = set(names) - set(VARIANTS)
     if unknown:
         raise SystemExit(f"unknown variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
-    ceiling = {dtype: matmul_ceiling(dtype) for dtype in ("bfloat16", "float32")}  # before the fits, alone
+    ceiling = {dtype: matmul_rate(dtype) for dtype in ("bfloat16", "float32")}  # before the fits, alone
     results = {}
     for name in names:
         results[name] = run_variant("benchmarks.bench_time_to_accuracy", name)

@@ -152,21 +152,3 @@ def time_batches(batches: Any, count: int, warmup: int, work: Callable[[Any], in
             batch = next(iterator)
         images += work(batch)
     return time.perf_counter() - start, images
-
-
-def matmul_ceiling(dtype: str, size: int = 2048, seconds: float = 2.0) -> float:
-    """This CPU's matrix-multiply rate in GFLOP/s for ``dtype`` ("float32" or "bfloat16"), all threads.
-
-    A slower or faster CPU's training times read as a ratio of this figure: a recipe bound by its
-    convolutions runs at a roughly constant share of it.
-    """
-    import torch
-
-    a = torch.randn(size, size).to(getattr(torch, dtype))
-    b = torch.randn(size, size).to(getattr(torch, dtype))
-    torch.mm(a, b)  # warm-up: the first call picks the kernel
-    count, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        torch.mm(a, b)
-        count += 1
-    return 2 * size**3 * count / elapsed / 1e9

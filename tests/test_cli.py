@@ -270,26 +270,40 @@ def test_bf16_falls_back_to_float32_where_the_cpu_would_emulate_it(
     import imgcls.precision
     from imgcls.commands.lightning import ImgclsCLI
 
-    monkeypatch.setattr(imgcls.precision, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(imgcls.precision, "cpu_bf16_pays", lambda: native)
     cli = ImgclsCLI(args=[*cli_args, "--trainer.precision=bf16-mixed"], run=False)
     expected = "bf16-mixed" if native else "32-true"
     assert cli.trainer.precision == expected
     assert cli.config["trainer"]["precision"] == expected  # what the run folder's config.yaml records
-    assert ("would be emulated" in caplog.text) is not native
+    assert ("bf16 would be slower than float32" in caplog.text) is not native
 
 
 @pytest.mark.parametrize(
-    ("flags", "native"),
+    ("flags", "speedup", "pays"),
     [
-        ("fpu sse2 avx2 avx512f avx512bw avx512vl", False),  # AVX-512 emulates bf16 (oneDNN says yes)
-        ("fpu avx2 avx512f avx512_bf16", True),
-        ("fpu avx2 amx_bf16 amx_tile", True),
-        ("fpu sse2 avx2", False),
+        ("fpu sse2 avx2 avx512f avx512bw avx512vl", 2.0, False),  # AVX-512 emulates bf16 (oneDNN says yes)
+        ("fpu avx2 avx512f avx512_bf16", 1.9, True),  # an EPYC's: the multiplies decide
+        ("fpu avx2 avx512f avx512_bf16", 0.58, False),  # a Xeon's without AMX listed, as measured
+        ("fpu avx2 amx_bf16 amx_tile", 0.5, True),
+        ("fpu sse2 avx2", 2.0, False),
     ],
 )
-def test_native_bf16_is_read_from_the_cpu_flags(flags: str, native: bool, tmp_path: Path) -> None:
-    from imgcls.precision import cpu_has_native_bf16
+def test_whether_bf16_pays_is_read_from_the_cpu_flags_then_timed(
+    flags: str, speedup: float, pays: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import imgcls.precision
 
+    monkeypatch.setattr(imgcls.precision, "bf16_matmul_speedup", lambda: speedup)
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n")
-    assert cpu_has_native_bf16(cpuinfo) is native
+    assert imgcls.precision.cpu_bf16_pays(cpuinfo) is pays
+
+
+def test_matmul_rate_is_the_rate_of_a_timed_multiply() -> None:
+    from imgcls.precision import bf16_matmul_speedup, matmul_rate
+
+    rate = matmul_rate("float32", size=256, seconds=0.2)
+    # a 256x256 multiply is 33.6 MFLOP: at least one ran, and no CPU does a petaflop
+    assert 0.01 < rate < 1e6
+    # emulated or native, bf16's rate is within three orders of float32's on any CPU
+    assert 1e-3 < bf16_matmul_speedup(size=256, seconds=0.05) < 1e3
