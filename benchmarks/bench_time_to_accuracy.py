@@ -2,7 +2,7 @@
 
 Recipes one after the other on this machine, each ``imgcls fit`` in a fresh process:
 
-- ``airbench``: ``configs/cifar10_airbench.yaml`` (imgcls/airbench, whitening init, Muon, 10 epochs);
+- ``airbench``: ``configs/cifar10_airbench.yaml`` (imgcls/airbench, whitening init, Muon, 12 epochs);
 - ``airbench_b2000``: the same with each step's 2,000 images in one batch instead of four of 500 (the
   config before; on a 2-core Xeon the four batches trained 1.35x the images per second);
 - ``airbench_wide``: the same with blocks twice and one and a half times as wide, 12 epochs (run it

@@ -346,6 +346,30 @@ config), x30 0.632, x100 0.533; Muon's `fallback_lr_scale` 0.01 0.651, 0.05 0.66
 MixUp and CutMix cost accuracy at 8 epochs, as expected of regularisers on a run this short.
 Alternating flips gained 0.49 points in one seed each, within what a second seed could move
 (`imgcls fit --config configs/cifar10_airbench.yaml --trainer.max_epochs 8 --data.init_args.alternate_flips true`).
+
+Those rows ran on the AMX Xeon in bf16, each step one batch of 2,000 and no alternating flips (the config of
+then). **Side by side on a CPU without AMX**: a 2-core Intel Xeon (family 6 model 207) that lists
+AVX512-BF16 but not AMX; bf16 is the slower there, so the peer ran in float32 and imgcls fell back to 32-true
+itself. One run after the other, nothing else running. The config now steps on its 2,000 images as four
+batches of 500 (`trainer.accumulate_grad_batches 4`: 284 against 210 training images/s in one batch of 2,000
+on this CPU, see [speed](speed.md)) and alternates its flips.
+
+| run | epochs | test acc | with TTA (`flip_translate`) | time |
+|---|---:|---:|---:|---:|
+| airbench94_muon (the peer's script, CPU port, float32, not committed) | 8 | 89.84% | 90.93% | 1,756 s (its `main`: training, a test pass per epoch, TTA); 1,633 s its own clock |
+| `cifar10_airbench.yaml` at 10 epochs | 10 | 89.62% | 90.79% | 1,771 s (the whole `fit` command; `fit_seconds` 1,758) |
+| `cifar10_airbench.yaml` (12 epochs) | 12 | 89.83% | 90.70% | 1,890 s (`fit_seconds` 1,877): 1.08x the peer |
+
+```bash
+imgcls fit  --config configs/cifar10_airbench.yaml --experiment cifar10_airbench_b500x4_12ep
+imgcls test --config configs/cifar10_airbench.yaml --experiment cifar10_airbench_b500x4_12ep --ckpt_path best
+imgcls test --config configs/cifar10_airbench.yaml --experiment cifar10_airbench_b500x4_12ep --ckpt_path best \
+    --model.test_time_augmentation flip_translate
+# and the same with --trainer.max_epochs 10 --experiment cifar10_airbench_b500x4
+```
+
+One seed each. The table below is `imgcls compare` over the run folders of both CPUs (spliced by hand: the
+AMX Xeon's folders are not on the machine that made the CPU-without-AMX rows).
 EOF
 
 notes "The 64 px study: why AlexNet and VGG-16 did not train" <<'EOF'
