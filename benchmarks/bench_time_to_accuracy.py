@@ -18,8 +18,8 @@ schedule cut short scores lower than it would at its planned length.
 
     python -m benchmarks.bench_time_to_accuracy --root ../shared/data/cifar10
     python -m benchmarks.bench_time_to_accuracy --root ../shared/data/cifar10 --budget 120 --variants airbench
-    python -m benchmarks.bench_time_to_accuracy --root ../shared/data/cifar10 --budget 300 \
-        --variants airbench,airbench_b2000
+    python -m benchmarks.bench_time_to_accuracy --root ../shared/data/cifar10 \
+        --variants airbench,airbench_b2000 -- --trainer.max_epochs=1 --trainer.limit_train_batches=0.4
 """
 
 from __future__ import annotations
