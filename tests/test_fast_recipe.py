@@ -40,18 +40,19 @@ def test_unknown_own_network_and_weights_that_do_not_exist_name_the_fix() -> Non
         create_backbone("imgcls/airbench", depth=3)
 
 
-def test_whitening_init_decorrelates_the_patches_of_the_images() -> None:
+@pytest.mark.parametrize("stride", [1, 2])
+def test_whitening_init_decorrelates_the_patches_of_the_images(stride: int) -> None:
     torch.manual_seed(0)
     # correlated channels and neighbouring pixels: a smoothed random field seen through a colour mix
     base = torch.nn.functional.avg_pool2d(torch.randn(64, 3, 18, 18), 3, stride=1)
     images = torch.einsum(
         "oc,bchw->bohw", torch.tensor([[1.0, 0.5, 0.2], [0.4, 1.0, 0.3], [0.1, 0.6, 1.0]]), base
     )
-    net, _ = create_backbone("imgcls/airbench")
+    net, _ = create_backbone("imgcls/airbench", whiten_stride=stride)
     for eps in (0.0, 5e-4):
         net.init_from_images(images, eps=eps)
         with torch.no_grad():
-            out = torch.nn.functional.conv2d(images, net.whiten.weight)  # without the bias
+            out = torch.nn.functional.conv2d(images, net.whiten.weight, stride=stride)  # without the bias
         half = out[:, :12].permute(1, 0, 2, 3).reshape(12, -1)
         covariance = half @ half.T / half.shape[1]
         off_diagonal = covariance - torch.diag(covariance.diagonal())
@@ -59,6 +60,15 @@ def test_whitening_init_decorrelates_the_patches_of_the_images() -> None:
         # unit variance; the regulariser eps only damps the directions of smallest variance
         assert torch.allclose(covariance.diagonal(), torch.ones(12), atol=1e-3 if eps == 0 else 0.2)
     assert torch.equal(net.whiten.weight[12:], -net.whiten.weight[:12])
+
+
+def test_whiten_stride_two_tiles_the_image_and_halves_every_later_side() -> None:
+    net, width = create_backbone("imgcls/airbench", whiten_stride=2)
+    images = torch.randn(2, 3, 64, 64)
+    assert net.whiten(images).shape[-2:] == (32, 32)  # 2x2 tiles: every pixel seen once
+    assert net(images).shape == (2, width)
+    with pytest.raises(ConfigError, match="whiten_stride must be >= 1, got 0"):
+        create_backbone("imgcls/airbench", whiten_stride=0)
 
 
 def test_flip_translate_views_and_their_weights() -> None:
