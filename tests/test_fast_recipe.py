@@ -11,11 +11,13 @@ import torch
 
 from imgcls import ImageClassifier
 from imgcls.commands import main
+from imgcls.data import CIFAR10DataModule
 from imgcls.data.transforms import BatchTransform, RandomShiftFlip, alternating_flips
 from imgcls.errors import ConfigError
 from imgcls.models import create_backbone
 from imgcls.models.backbones import check_backbone_name
 from imgcls.models.classifier import tta_probabilities, tta_views, tta_weights
+from imgcls.models.networks import AirbenchNet
 from tests.conftest import REPO
 
 
@@ -157,6 +159,49 @@ def test_the_airbench_config_fits_with_data_init_and_tests_with_six_views(
     main(["test", *common, "--ckpt_path=best", "--model.test_time_augmentation=flip_translate"])
     metrics = json.loads((run / "test-tta-flip_translate" / "metrics.json").read_text())
     assert 0.0 <= metrics["test_acc"] <= 1.0
+
+
+def test_data_init_whitens_training_images_normalised_once_and_not_augmented(
+    fixture_roots: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the images must be moved to the device as they are: the strategy's batch_to_device also runs the
+    # datamodule's on_after_batch_transfer, which (at fit start) augments and normalises them once already
+    seen: list[torch.Tensor] = []
+    original = AirbenchNet.init_from_images
+
+    def record(self: AirbenchNet, images: torch.Tensor, eps: float = 5e-4) -> None:
+        seen.append(images.detach().clone())
+        original(self, images, eps)
+
+    monkeypatch.setattr(AirbenchNet, "init_from_images", record)
+    root = fixture_roots["cifar10"]
+    main(
+        [
+            "fit",
+            "--config",
+            str(REPO / "configs" / "cifar10_airbench.yaml"),
+            f"--runs_dir={tmp_path}",
+            f"--data.init_args.root={root}",
+            f"--data.init_args.cache_dir={tmp_path / 'cache'}",
+            "--data.init_args.batch_size=16",
+            "--trainer.precision=32-true",
+            "--trainer.accelerator=cpu",
+            "--model.data_init=40",
+            "--trainer.max_epochs=1",
+            "--trainer.limit_train_batches=1",
+            "--trainer.limit_val_batches=1",
+        ]
+    )
+    (images,) = seen
+    assert len(images) == 40
+    datamodule = CIFAR10DataModule(root=str(root), cache="never", val_fraction=0.02, seed=0)
+    mean, std = (torch.tensor(v).view(1, -1, 1, 1) for v in datamodule.normalization)
+    pixels = (images * std + mean) * 255
+    assert torch.allclose(pixels, pixels.round(), atol=1e-3)  # uint8 pixels, normalised exactly once
+    datamodule.setup("fit")
+    train = {image.numpy().tobytes() for batch in datamodule.train_dataloader() for image in batch["image"]}
+    unaugmented = [pixel.round().to(torch.uint8).numpy().tobytes() in train for pixel in pixels]
+    assert all(unaugmented)  # neither shifted nor mirrored: the training images as validation sees them
 
 
 def test_alternating_flips_mirror_each_image_once_every_two_epochs() -> None:

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities import move_data_to_device
 from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torchmetrics import MetricCollection
@@ -278,7 +279,9 @@ class ImageClassifier(LightningModule):
             raise ConfigError("model.data_init needs an imgcls datamodule to take the training images from")
         images, seen = [], 0
         for batch in datamodule.train_dataloader():
-            batch = datamodule.transform_batch(self.trainer.strategy.batch_to_device(batch), train=False)
+            # moved as they are: the strategy's batch_to_device would also run the datamodule's
+            # on_after_batch_transfer, which augments and normalises for training (then normalised twice)
+            batch = datamodule.transform_batch(move_data_to_device(batch, self.device), train=False)
             images.append(batch["image"][: count - seen])
             seen += len(images[-1])
             if seen >= count:
