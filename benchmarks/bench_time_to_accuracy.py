@@ -36,7 +36,6 @@ from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities import move_data_to_device
 
 from benchmarks.common import benchmark_parser, report, run_variant
 from imgcls.precision import matmul_rate
@@ -102,11 +101,7 @@ class TestEachEpoch(Callback):
         correct = total = 0
         with torch.no_grad(), trainer.precision_plugin.forward_context():
             for test_batch in datamodule.test_dataloader():
-                # moved as it is: the strategy's batch_to_device would run the datamodule's
-                # on_after_batch_transfer too, and the batch would be normalised twice
-                test_batch = datamodule.transform_batch(
-                    move_data_to_device(test_batch, pl_module.device), train=False
-                )
+                test_batch = datamodule.evaluation_batch(test_batch, pl_module.device)
                 predicted = pl_module(test_batch["image"]).argmax(dim=1)
                 correct += int((predicted == test_batch["label"]).sum())
                 total += len(predicted)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities import move_data_to_device
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from imgcls.data.cache import (
@@ -463,6 +464,14 @@ class ImageDataModule(LightningDataModule):
             images, train=train, size=size, indices=batch.get("index"), epoch=epoch
         )
         return {**batch, "image": images}
+
+    def evaluation_batch(self, batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+        """A loader's batch on ``device``, prepared as validation prepares it, outside the loops.
+
+        Moved as it is: the strategy's ``batch_to_device`` would also run ``on_after_batch_transfer``
+        (during ``fit``, augmentation and normalisation), and the batch would be normalised twice.
+        """
+        return self.transform_batch(move_data_to_device(batch, device), train=False)
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         if isinstance(batch, torch.Tensor):

@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import move_data_to_device
 from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torchmetrics import MetricCollection
@@ -275,13 +274,11 @@ class ImageClassifier(LightningModule):
     def _init_from_data(self, count: int) -> None:
         """Show the backbone ``count`` training images as the validation transform prepares them."""
         datamodule = self.trainer.datamodule
-        if datamodule is None or not hasattr(datamodule, "transform_batch"):
+        if datamodule is None or not hasattr(datamodule, "evaluation_batch"):
             raise ConfigError("model.data_init needs an imgcls datamodule to take the training images from")
         images, seen = [], 0
         for batch in datamodule.train_dataloader():
-            # moved as they are: the strategy's batch_to_device would also run the datamodule's
-            # on_after_batch_transfer, which augments and normalises for training (then normalised twice)
-            batch = datamodule.transform_batch(move_data_to_device(batch, self.device), train=False)
+            batch = datamodule.evaluation_batch(batch, self.device)
             images.append(batch["image"][: count - seen])
             seen += len(images[-1])
             if seen >= count:
