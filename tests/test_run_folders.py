@@ -652,6 +652,29 @@ def _session_of(pid: str) -> int | None:
     return int(stat.rsplit(")", 1)[1].split()[4])  # state ppid pgrp session
 
 
+def test_a_fit_that_diverges_says_it_stopped_and_why(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Early stopping ends a NaN run after its first epoch; Lightning says so on a logger nobody sees."""
+    from tests.fixtures import folders
+
+    data = folders.make_eurosat(tmp_path / "eurosat")
+    args = ["--config", CONFIG, f"--runs_dir={tmp_path / 'runs'}", f"--data.init_args.root={data}", *TINY]
+    main(["fit", *args, "--trainer.max_epochs=3", "--model.optimizer.init_args.lr=1e30"])
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("imgcls: ")]
+    assert said[0].startswith("imgcls: training stopped after epoch 1 of 3: Monitored metric val_loss = nan")
+    assert "the run diverged: lower model.optimizer's lr" in said[1]
+    assert said[2].startswith("imgcls: run folder")  # and the run folder is still reported, with its files
+    assert (tmp_path / "runs" / "eurosat_sample" / "version_0" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_fit_that_runs_its_course_says_nothing_about_stopping(
+    fitted: tuple[list[str], Path], capsys: pytest.CaptureFixture
+) -> None:
+    args, _ = fitted
+    capsys.readouterr()
+    main(["fit", *args, "--trainer.max_epochs=1", "--experiment=course"])
+    assert "stopped after" not in capsys.readouterr().out
+
+
 def test_the_training_loader_saves_its_place_and_skips_only_within_that_epoch() -> None:
     import torch
     from torch.utils.data import TensorDataset

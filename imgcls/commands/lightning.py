@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, ProgressBar
+from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -390,7 +391,27 @@ class ImgclsCLI(LightningCLI):
         print(f"imgcls: curves: {_relative(command)} --logdir {_relative(experiment)}", flush=True)
 
     def after_fit(self) -> None:
+        self._say_why_stopped()
         self._say_where(runs.FIT_FILES, self.run_dir)
+
+    def _say_why_stopped(self) -> None:
+        # Lightning tells why early stopping ended a fit on a logger that has no handler: without this
+        # line a fit that went to NaN in its first epoch ends as quietly as one that converged
+        trainer = self.trainer
+        for callback in trainer.callbacks:
+            if not isinstance(callback, EarlyStopping) or not callback.stopping_reason_message:
+                continue
+            if not trainer.is_global_zero:
+                return
+            message = " ".join(callback.stopping_reason_message.split())
+            epoch, planned = callback.stopped_epoch + 1, trainer.max_epochs
+            print(f"imgcls: training stopped after epoch {epoch} of {planned}: {message}", flush=True)
+            if callback.stopping_reason == EarlyStoppingReason.NON_FINITE_METRIC:
+                print(
+                    "imgcls: the run diverged: lower model.optimizer's lr, or train at trainer.precision "
+                    "32-true (and model.compile false) to see whether reduced precision caused it",
+                    flush=True,
+                )
 
     def after_test(self) -> None:
         writer = next((c for c in self.trainer.callbacks if isinstance(c, TestReportWriter)), None)

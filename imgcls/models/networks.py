@@ -114,7 +114,9 @@ class AirbenchNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self.layers(self.whiten(images))
-        return torch.amax(x, dim=(2, 3)) * self.feature_scale
+        # max, not amax: under torch.compile in bf16 the gradient of amax comes out NaN (inductor's
+        # backward looks for the maximum among values rounded otherwise, pytorch/pytorch#186799)
+        return x.flatten(2).max(dim=2).values * self.feature_scale
 
 
 NETWORKS: dict[str, type[nn.Module]] = {"airbench": AirbenchNet}
