@@ -2,12 +2,13 @@
 
 Recipes one after the other on this machine, each ``imgcls fit`` in a fresh process:
 
-- ``airbench``: ``configs/cifar10_airbench.yaml`` (imgcls/airbench, whitening init, Muon, 12 epochs);
+- ``airbench``: ``configs/cifar10_airbench.yaml`` (imgcls/airbench, whitening init, Muon, 10 epochs);
 - ``airbench_b2000``: the same with each step's 2,000 images in one batch instead of four of 500 (the
   config before; on a 2-core Xeon the four batches trained 1.35x the images per second);
 - ``airbench_wide``: the same with blocks twice and one and a half times as wide, 12 epochs (run it
   alone with ``--variants airbench_wide``; at 10 epochs, ``-- --trainer.max_epochs=10``, its fit took
-  2,446 s on a 2-core AMD EPYC in bf16 for 90.63% test, against 1,409 s and 90.01% for ``airbench``);
+  2,446 s on a 2-core AMD EPYC in bf16 for 90.63% test, against 1,409 s and 90.01% for ``airbench`` at
+  12 epochs);
 - ``recipe``: the CIFAR-10 recipe before it, ``configs/base/recipe.yaml`` on CIFAR-10 at 32 px
   (ResNet-18, AdamW one-cycle, label smoothing, weight average) for 8 epochs.
 
