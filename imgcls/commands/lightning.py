@@ -397,15 +397,18 @@ class ImgclsCLI(LightningCLI):
     def _say_why_stopped(self) -> None:
         # Lightning tells why early stopping ended a fit on a logger that has no handler: without this
         # line a fit that went to NaN in its first epoch ends as quietly as one that converged
-        trainer = self.trainer
-        for callback in trainer.callbacks:
+        if not self.trainer.is_global_zero:
+            return
+        for callback in self.trainer.callbacks:
             if not isinstance(callback, EarlyStopping) or not callback.stopping_reason_message:
                 continue
-            if not trainer.is_global_zero:
-                return
+            planned = self.trainer.max_epochs
+            of_planned = f" of {planned}" if planned and planned > 0 else ""
             message = " ".join(callback.stopping_reason_message.split())
-            epoch, planned = callback.stopped_epoch + 1, trainer.max_epochs
-            print(f"imgcls: training stopped after epoch {epoch} of {planned}: {message}", flush=True)
+            print(
+                f"imgcls: training stopped after epoch {callback.stopped_epoch + 1}{of_planned}: {message}",
+                flush=True,
+            )
             if callback.stopping_reason == EarlyStoppingReason.NON_FINITE_METRIC:
                 print(
                     "imgcls: the run diverged: lower model.optimizer's lr, or train at trainer.precision "

@@ -114,8 +114,7 @@ class AirbenchNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self.layers(self.whiten(images))
-        # max, not amax: under torch.compile in bf16 the gradient of amax comes out NaN (inductor's
-        # backward looks for the maximum among values rounded otherwise, pytorch/pytorch#186799)
+        # max, not amax: compiled by inductor in bf16, amax's gradient comes out NaN (pytorch/pytorch#186799)
         return x.flatten(2).max(dim=2).values * self.feature_scale
 
 
