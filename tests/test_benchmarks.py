@@ -119,12 +119,22 @@ def test_bench_time_to_accuracy_scores_each_epoch_of_both_recipes(
     )
     assert "airbench   best" in out and "recipe     best" in out
     assert re.search(r"matrix-multiply ceiling .*: \d+ GFLOP/s bf16, \d+ GFLOP/s fp32", out)
+    assert re.search(r"45 minutes at the bf16 ceiling: \d+\.\d\d PFLOP", out)
+    # each fit's compute, against the ceiling of its own precision (32-true here: fp32)
+    computed = re.findall(
+        r"compute: (\d+\.\d+) GFLOP per training image, .* (\d+) GFLOP/s, (\d+)% of the fp32", out
+    )
+    assert len(computed) == 2 and all(
+        float(per_image) > 0 and int(rate) > 0 for per_image, rate, _ in computed
+    )
     for variant in ("airbench", "recipe"):
         scores = json.loads(
             next((tmp_path / f"time_to_accuracy_{variant}").glob("*/test_each_epoch.json")).read_text()
         )
         assert [e["epoch"] for e in scores["epochs"]] == list(range(len(scores["epochs"])))
         assert all(0 <= e["test_acc"] <= 1 and e["fit_s"] > 0 for e in scores["epochs"])
+        counted = [e["train_images"] for e in scores["epochs"]]
+        assert counted == [32 * (epoch + 1) for epoch in range(len(counted))]  # 4 batches of 8 per epoch
     # the last epoch's score is what `imgcls test` gives its last checkpoint (a batch normalised twice
     # scored 37% where the test said 91%)
     main(
