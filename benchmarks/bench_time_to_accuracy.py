@@ -171,15 +171,16 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
 
 def compute_line(result: dict[str, Any], ceiling: dict[str, float]) -> str:
     """What a fit computed: GFLOPs per training image, GFLOP/s over the fit, share of the ceiling."""
-    per_image, last = result["train_gflops_per_image"], result["epochs"][-1] if result["epochs"] else None
-    if not per_image or not last or not last["train_images"]:
+    per_image = result["train_gflops_per_image"]
+    if not per_image or not result["epochs"] or not result["epochs"][-1]["train_images"]:
         return "compute: not counted (no GFLOPs in run_info.json or no epoch scored)"
-    dtype = "bfloat16" if "bf16" in result["precision"] else "float32"
-    rate = per_image * last["train_images"] / last["fit_s"]
+    last = result["epochs"][-1]
+    gflop = per_image * last["train_images"]
+    dtype, name = ("bfloat16", "bf16") if "bf16" in result["precision"] else ("float32", "fp32")
+    rate = gflop / last["fit_s"]
     return (
-        f"compute: {per_image:.3f} GFLOP per training image, {per_image * last['train_images'] / 1e6:.3f} PFLOP "
-        f"in {last['fit_s']:.0f} s of fit: {rate:.0f} GFLOP/s, {rate / ceiling[dtype]:.0%} of the "
-        f"{'bf16' if dtype == 'bfloat16' else 'fp32'} ceiling ({result['precision']})"
+        f"compute: {per_image:.3f} GFLOP per training image, {gflop / 1e6:.3f} PFLOP in {last['fit_s']:.0f} s "
+        f"of fit: {rate:.0f} GFLOP/s, {rate / ceiling[dtype]:.0%} of the {name} ceiling ({result['precision']})"
     )
 
 
